@@ -1,0 +1,181 @@
+//! The intrusive, doubly linked free list of one order.
+//!
+//! A free block holds its own list node in its first bytes: the heap needs no memory of its own
+//! for free blocks. The list is doubly linked so that a block whose buddy is being merged leaves
+//! its list in O(1), wherever it is; no list is ever walked on the allocation path.
+
+use core::ptr;
+
+use crate::region::Region;
+
+/// The node written into the first bytes of every free block.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct FreeNode {
+    /// The next block of the same order, or null.
+    pub(crate) next: *mut FreeNode,
+    /// The previous block of the same order, or null for the head.
+    pub(crate) prev: *mut FreeNode,
+    /// The order of this block: the list it is on.
+    pub(crate) order: usize,
+    /// The region this block lies in.
+    pub(crate) region: *mut Region,
+}
+
+/// The free blocks of one order.
+#[derive(Debug)]
+pub(crate) struct FreeList {
+    head: *mut FreeNode,
+    /// Number of blocks on the list (Linux's `nr_free`).
+    pub(crate) nr_free: usize,
+    /// The lower address of a buddy pair on this list whose merge was deferred, or 0. See
+    /// `Heap::free_block`.
+    pub(crate) deferred: usize,
+}
+
+impl FreeList {
+    /// An empty list.
+    pub(crate) const EMPTY: FreeList = FreeList { head: ptr::null_mut(), nr_free: 0, deferred: 0 };
+
+    /// The first block, or null.
+    #[inline(always)]
+    pub(crate) fn head(&self) -> *mut FreeNode {
+        self.head
+    }
+
+    /// Writes a node into the block at `node` and puts it at the head of the list.
+    ///
+    /// # Safety
+    ///
+    /// 1. `node` must be valid for writes of a `FreeNode`, aligned, and not on any list.
+    /// 2. Every node on the list must be valid for reads and writes.
+    #[inline(always)]
+    pub(crate) unsafe fn push(&mut self, node: *mut FreeNode, order: usize, region: *mut Region) {
+        let head = self.head;
+        // SAFETY: (1) `node` is valid for writes of a node.
+        unsafe { node.write(FreeNode { next: head, prev: ptr::null_mut(), order, region }) };
+        if !head.is_null() {
+            // SAFETY: (2) the head is a node on the list.
+            unsafe { (*head).prev = node };
+        }
+        self.head = node;
+        self.nr_free += 1;
+    }
+
+    /// Takes the first block off the list, or returns null if it is empty.
+    ///
+    /// # Safety
+    ///
+    /// Every node on the list must be valid for reads and writes.
+    #[inline(always)]
+    pub(crate) unsafe fn pop(&mut self) -> *mut FreeNode {
+        let node = self.head;
+        if !node.is_null() {
+            // SAFETY: `node` is the head of the list, so valid for reads.
+            let next = unsafe { (*node).next };
+            if !next.is_null() {
+                // SAFETY: `next` is on the list.
+                unsafe { (*next).prev = ptr::null_mut() };
+            }
+            self.head = next;
+            self.nr_free -= 1;
+        }
+        node
+    }
+
+    /// Takes `node` off the list, wherever it is, in O(1).
+    ///
+    /// # Safety
+    ///
+    /// 1. `node` must be on this list.
+    /// 2. Every node on the list must be valid for reads and writes.
+    #[inline(always)]
+    pub(crate) unsafe fn remove(&mut self, node: *mut FreeNode) {
+        // SAFETY: (1) and (2): `node` is a valid node of this list.
+        let FreeNode { next, prev, .. } = unsafe { node.read() };
+        if prev.is_null() {
+            debug_assert!(self.head == node, "free list head is not {node:#p}");
+            self.head = next;
+        } else {
+            // SAFETY: (2) `prev` is on the list.
+            unsafe { (*prev).next = next };
+        }
+        if !next.is_null() {
+            // SAFETY: (2) `next` is on the list.
+            unsafe { (*next).prev = prev };
+        }
+        self.nr_free -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::MaybeUninit;
+
+    fn nodes<const N: usize>() -> [MaybeUninit<FreeNode>; N] {
+        [const { MaybeUninit::uninit() }; N]
+    }
+
+    /// Walks the list from the head, checking the back links, and returns the nodes in order.
+    fn walk(list: &FreeList, out: &mut [*mut FreeNode]) -> usize {
+        let mut n = 0;
+        let mut prev = ptr::null_mut();
+        let mut at = list.head();
+        while !at.is_null() {
+            // SAFETY: the test's nodes live for the whole test.
+            let node = unsafe { &*at };
+            assert_eq!(node.prev, prev);
+            out[n] = at;
+            n += 1;
+            prev = at;
+            at = node.next;
+        }
+        assert_eq!(n, list.nr_free);
+        n
+    }
+
+    #[test]
+    fn push_pop_is_lifo() {
+        let mut mem = nodes::<3>();
+        let p: [*mut FreeNode; 3] = core::array::from_fn(|i| mem[i].as_mut_ptr());
+        let mut list = FreeList::EMPTY;
+        for (i, &node) in p.iter().enumerate() {
+            // SAFETY: distinct, valid, unlisted nodes.
+            unsafe { list.push(node, i, ptr::null_mut()) };
+        }
+        let mut seen = [ptr::null_mut(); 3];
+        assert_eq!(walk(&list, &mut seen), 3);
+        assert_eq!(seen, [p[2], p[1], p[0]]);
+        // SAFETY: the nodes are valid and on the list.
+        unsafe {
+            assert_eq!(list.pop(), p[2]);
+            assert_eq!(list.pop(), p[1]);
+            assert_eq!(list.pop(), p[0]);
+            assert!(list.pop().is_null());
+        }
+        assert_eq!(list.nr_free, 0);
+    }
+
+    #[test]
+    fn remove_anywhere() {
+        for victim in 0..4 {
+            let mut mem = nodes::<4>();
+            let p: [*mut FreeNode; 4] = core::array::from_fn(|i| mem[i].as_mut_ptr());
+            let mut list = FreeList::EMPTY;
+            for &node in &p {
+                // SAFETY: distinct, valid, unlisted nodes.
+                unsafe { list.push(node, 0, ptr::null_mut()) };
+            }
+            // SAFETY: `p[victim]` is on the list.
+            unsafe { list.remove(p[victim]) };
+            let mut seen = [ptr::null_mut(); 4];
+            let n = walk(&list, &mut seen);
+            assert_eq!(n, 3);
+            assert!(!seen[..n].contains(&p[victim]));
+            // The rest keep their order (head first: 3, 2, 1, 0).
+            let expect: Vec<_> = p.iter().rev().copied().filter(|&q| q != p[victim]).collect();
+            assert_eq!(&seen[..n], expect.as_slice());
+        }
+    }
+}

@@ -1,0 +1,775 @@
+//! The buddy heap: free lists by order, split and merge, regions and statistics.
+
+use core::alloc::Layout;
+use core::mem::MaybeUninit;
+use core::ptr::{self, NonNull};
+
+use crate::error::{AllocError, FreeError, HeapError};
+use crate::free_list::FreeList;
+use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
+use crate::region::Region;
+use crate::stats::Stats;
+
+mod check;
+
+/// A buddy heap with `ORDERS` free lists, without a lock.
+///
+/// Order `k` holds free blocks of [`Heap::MIN_BLOCK`]` << k` bytes, naturally aligned by
+/// address; the largest order is [`Heap::MAX_ORDER`] (inclusive), normally `ORDERS - 1`. With the
+/// default `ORDERS = 32` on a 64-bit target, blocks run from 32 bytes to 64 GiB.
+///
+/// `Heap` is plain `&mut self` data-structure code. To use it as a `#[global_allocator]`, wrap it
+/// in a lock: [`LockedHeap`](crate::LockedHeap) does that.
+///
+/// # Examples
+///
+/// ```
+/// use alloc_buddy_simple::Heap;
+/// use core::alloc::Layout;
+/// use core::mem::MaybeUninit;
+///
+/// static mut ARENA: [MaybeUninit<u8>; 64 * 1024] = [MaybeUninit::uninit(); 64 * 1024];
+///
+/// let mut heap: Heap = Heap::new();
+/// // SAFETY: the arena is used by nothing else.
+/// unsafe { heap.init((&raw mut ARENA).cast(), 64 * 1024) }.unwrap();
+///
+/// let layout = Layout::from_size_align(100, 8).unwrap();
+/// let block = heap.alloc(layout).unwrap();
+/// assert_eq!(heap.stats().requested_bytes, 100);
+/// // SAFETY: `block` was allocated by `heap` with `layout`.
+/// unsafe { heap.dealloc(block, layout) };
+/// assert_eq!(heap.stats().allocated_bytes, 0);
+/// ```
+#[derive(Debug)]
+pub struct Heap<const ORDERS: usize = 32> {
+    /// The free lists, by order.
+    lists: [FreeList; ORDERS],
+    /// Bit `k` is set when list `k` is not empty.
+    avail: usize,
+    /// The regions, by address.
+    regions: *mut Region,
+    fit: Fit,
+    /// Usable bytes in all regions (metadata excluded).
+    total_bytes: usize,
+    /// Bytes in live blocks.
+    allocated_bytes: usize,
+    /// Bytes the live allocations asked for.
+    requested_bytes: usize,
+    /// Live allocations.
+    allocations: usize,
+}
+
+// SAFETY: a heap exclusively owns the memory of its regions (the `add_region` contract); nothing
+// in it is tied to the thread that made it.
+unsafe impl<const ORDERS: usize> Send for Heap<ORDERS> {}
+
+impl<const ORDERS: usize> Default for Heap<ORDERS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const ORDERS: usize> Heap<ORDERS> {
+    /// Fails the build for an `ORDERS` out of range: there must be at least one order, and the
+    /// non-empty orders must fit in a bitmask word.
+    const VALID_ORDERS: () = assert!(
+        ORDERS >= 1 && ORDERS <= usize::BITS as usize,
+        "Heap<ORDERS>: ORDERS must be in 1..=usize::BITS"
+    );
+
+    /// Bytes in the smallest block, order 0: room for a free-list node of four pointers
+    /// (32 bytes on a 64-bit target, 16 on a 32-bit one). Every allocation is a whole number of
+    /// minimum blocks.
+    pub const MIN_BLOCK: usize = order::MIN_BLOCK;
+
+    /// The largest order, inclusive: `ORDERS - 1`, or less where a block of that order would not
+    /// fit in the address space.
+    pub const MAX_ORDER: usize = order::max_order(if ORDERS == 0 { 1 } else { ORDERS });
+
+    /// Bytes in the largest block. No allocation can be larger or more aligned than this.
+    pub const MAX_BLOCK: usize = block_size(Self::MAX_ORDER);
+
+    /// An empty heap with [`Fit::Exact`]: every allocation fails until memory is added.
+    ///
+    /// An `ORDERS` outside `1..=usize::BITS` fails the build:
+    ///
+    /// ```compile_fail
+    /// let heap = alloc_buddy_simple::Heap::<0>::new();
+    /// ```
+    pub const fn new() -> Self {
+        Self::with_fit(Fit::Exact)
+    }
+
+    /// An empty heap that sizes allocations with `fit`. See [`Fit`] for the trade-off.
+    pub const fn with_fit(fit: Fit) -> Self {
+        let () = Self::VALID_ORDERS;
+        Heap {
+            lists: [FreeList::EMPTY; ORDERS],
+            avail: 0,
+            regions: ptr::null_mut(),
+            fit,
+            total_bytes: 0,
+            allocated_bytes: 0,
+            requested_bytes: 0,
+            allocations: 0,
+        }
+    }
+
+    /// How this heap sizes allocations.
+    pub const fn fit(&self) -> Fit {
+        self.fit
+    }
+
+    /// Gives the heap its first region, `start..start + size`.
+    ///
+    /// The same as [`Heap::add_region`], but fails with [`HeapError::AlreadyInitialized`] if the
+    /// heap already has memory, which catches a second `init` at boot.
+    ///
+    /// # Safety
+    ///
+    /// The region must be valid for reads and writes for as long as the heap is used, and used
+    /// by nothing else.
+    ///
+    /// # Errors
+    ///
+    /// As [`Heap::add_region`], plus [`HeapError::AlreadyInitialized`].
+    pub unsafe fn init(&mut self, start: *mut u8, size: usize) -> Result<(), HeapError> {
+        if !self.regions.is_null() {
+            return Err(HeapError::AlreadyInitialized);
+        }
+        // SAFETY: the caller's contract is `add_region`'s.
+        unsafe { self.add_region(start, size) }
+    }
+
+    /// Adds the region `start..start + size` to the heap.
+    ///
+    /// Any start alignment and any size work: the region is trimmed to whole minimum blocks, its
+    /// metadata (a header and two bits per minimum block: 1/128 of the region on a 64-bit target,
+    /// 1/64 on a 32-bit one) takes its top end, and the rest is cut into the largest naturally
+    /// aligned blocks that fit. A region aligned to its own power-of-two size gives the largest
+    /// blocks. Regions need not be contiguous.
+    ///
+    /// # Safety
+    ///
+    /// The region must be valid for reads and writes for as long as the heap is used, and used
+    /// by nothing else.
+    ///
+    /// # Errors
+    ///
+    /// Leaves the heap unchanged and returns [`HeapError::NullStart`] for a null `start`,
+    /// [`HeapError::Overflow`] if the region runs past the end of the address space,
+    /// [`HeapError::TooSmall`] if it cannot hold its metadata and one minimum block, and
+    /// [`HeapError::Overlap`] if it overlaps or repeats a region the heap has.
+    pub unsafe fn add_region(&mut self, start: *mut u8, size: usize) -> Result<(), HeapError> {
+        let end = start.addr().checked_add(size).ok_or(HeapError::Overflow)?;
+        // Find the insertion point (regions stay sorted) and refuse overlaps.
+        let mut link: *mut *mut Region = &raw mut self.regions;
+        // SAFETY: `link` points at `self.regions` or at the `next` field of a live region.
+        while let Some(r) = unsafe { (*link).as_mut() } {
+            if start.addr() < r.end && r.start < end {
+                return Err(HeapError::Overlap);
+            }
+            if r.start >= end {
+                break;
+            }
+            link = &raw mut r.next;
+        }
+        // SAFETY: the caller hands us the region.
+        let region = unsafe { Region::create(start, size) }?;
+        // SAFETY: `create` wrote a valid header; `link` is still the insertion point (nothing in
+        // the list changed).
+        let (lo, meta) = unsafe {
+            (*region).next = *link;
+            *link = region;
+            ((*region).lo, (*region).meta)
+        };
+        let mut at = lo;
+        while at < meta {
+            let order = order::piece_order(at, meta, Self::MAX_ORDER);
+            // SAFETY: `[at, at + size)` is free memory of the new region, inside it and on no
+            // list; the pieces of one tiling are never buddies, so none is mergeable.
+            unsafe { self.push_block(region, at, order) };
+            at += block_size(order);
+        }
+        self.total_bytes += meta - lo;
+        Ok(())
+    }
+
+    /// Adds a region given as a `'static` slice; the safe form of [`Heap::add_region`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Heap::add_region`].
+    pub fn add_static_region(&mut self, mem: &'static mut [MaybeUninit<u8>]) -> Result<(), HeapError> {
+        let size = mem.len();
+        // SAFETY: the slice is `'static` and exclusive, so the memory is ours for good.
+        unsafe { self.add_region(mem.as_mut_ptr().cast(), size) }
+    }
+
+    /// Allocates a block for `layout`.
+    ///
+    /// The block is aligned to `layout.align()`. A zero-size layout is served like a one-byte
+    /// layout: it returns a unique block that must be freed with the same layout.
+    ///
+    /// Takes O(`ORDERS`) time: finding the order is one bit scan, and splitting touches at most
+    /// one block per order.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Unsatisfiable`] if the size or alignment exceeds [`Heap::MAX_BLOCK`];
+    /// [`AllocError::OutOfMemory`] if no free block is large enough. Never panics.
+    #[inline]
+    pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let request = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
+        let mut found = self.avail & (usize::MAX << request.order);
+        if found == 0 {
+            self.coalesce();
+            found = self.avail & (usize::MAX << request.order);
+            if found == 0 {
+                return Err(AllocError::OutOfMemory);
+            }
+        }
+        let order = found.trailing_zeros() as usize;
+        // SAFETY: bit `order` of `avail` is set, so list `order` holds a block.
+        let (region, addr) = unsafe { self.pop_block(order) };
+        // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
+        // because `order >= request.order`.
+        unsafe { self.split(region, addr, order, request.units) };
+        // SAFETY: `pop_block` returns a live region and an address inside it.
+        let region = unsafe { &*region };
+        // SAFETY: `addr` is in the region.
+        unsafe { region.alloc.set(region.unit(addr)) };
+        self.allocated_bytes += request.bytes();
+        self.requested_bytes += layout.size();
+        self.allocations += 1;
+        // SAFETY: a block address is never 0 (regions never start at null).
+        Ok(unsafe { NonNull::new_unchecked(region.ptr(addr)) })
+    }
+
+    /// Frees the block at `ptr`.
+    ///
+    /// Takes O(`ORDERS`) time: whether a buddy is free and of the same order is read from the
+    /// region's bitmap, and the buddy leaves its list in O(1).
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` must denote a block currently allocated by this heap;
+    /// - `layout` must be the layout it was allocated with (after a resize, with the new size).
+    ///
+    /// # Panics
+    ///
+    /// Panics, naming the pointer, when it detects that the contract was broken (a double free,
+    /// a pointer the heap never returned, a layout that does not fit the allocation), before
+    /// changing anything. [`Heap::try_dealloc`] returns the error instead.
+    #[inline]
+    pub unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract is `try_dealloc`'s.
+        if let Err(err) = unsafe { self.try_dealloc(ptr, layout) } {
+            misuse(err);
+        }
+    }
+
+    /// Frees the block at `ptr`, or reports the misuse it detects.
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::dealloc`]. The checks catch double frees and foreign pointers, and most wrong
+    /// layouts (in debug builds, every layout larger than the allocation), but not every
+    /// violation: for example, freeing with a layout that is smaller than the allocation but in
+    /// the same number of minimum blocks is not seen.
+    ///
+    /// # Errors
+    ///
+    /// A [`FreeError`] naming the misuse; the heap is unchanged.
+    #[inline]
+    pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
+        let (region, request) = self.check_live(ptr, layout)?;
+        let addr = ptr.as_ptr().addr();
+        // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
+        unsafe { (*region).alloc.clear((*region).unit(addr)) };
+        // SAFETY: the allocation's units are ours again and on no list.
+        unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+        self.allocated_bytes -= request.bytes();
+        self.requested_bytes -= layout.size();
+        self.allocations -= 1;
+        Ok(())
+    }
+
+    /// Resizes the allocation at `ptr` to `new_size` bytes, in place when it can, and returns
+    /// the (possibly moved) block.
+    ///
+    /// Shrinking always works in place; growing works in place when the memory after the block
+    /// is free. Otherwise the heap allocates a new block, copies `min(layout.size(), new_size)`
+    /// bytes and frees the old one.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` must denote a block currently allocated by this heap;
+    /// - `layout` must be the layout it was allocated with.
+    ///
+    /// # Errors
+    ///
+    /// As [`Heap::alloc`], for the layout of `new_size` bytes and `layout.align()`. On error the
+    /// old block is untouched and still allocated.
+    pub unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's contract is `resize_in_place`'s.
+        if unsafe { self.resize_in_place(ptr, layout, new_size) }.is_ok() {
+            return Ok(ptr);
+        }
+        let new_layout =
+            Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
+        let new = self.alloc(new_layout)?;
+        // SAFETY: both blocks are live and distinct, and each holds at least the bytes copied.
+        unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size)) };
+        // SAFETY: `ptr` is still allocated with `layout`.
+        unsafe { self.dealloc(ptr, layout) };
+        Ok(new)
+    }
+
+    /// Resizes the allocation at `ptr` to `new_size` bytes without moving it.
+    ///
+    /// Shrinking gives the unused tail back to the free lists; growing takes the free blocks
+    /// right after the allocation. On success the allocation's layout is
+    /// `Layout::from_size_align(new_size, layout.align())`.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` must denote a block currently allocated by this heap;
+    /// - `layout` must be the layout it was allocated with.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::OutOfMemory`] if the memory after the block is not free (the allocation is
+    /// unchanged), [`AllocError::Unsatisfiable`] if `new_size` is too large for any block.
+    pub unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<(), AllocError> {
+        let new_layout =
+            Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
+        let old = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
+        let new = Request::new(new_layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
+        let addr = ptr.as_ptr().addr();
+        let region = self.region_of(addr);
+        if region.is_null() {
+            return Err(AllocError::OutOfMemory);
+        }
+        let old_end = addr + old.bytes();
+        let new_end = addr.checked_add(new.bytes()).ok_or(AllocError::OutOfMemory)?;
+        if new.units < old.units {
+            // SAFETY: the tail `[new_end, old_end)` belongs to the live allocation (contract).
+            unsafe { self.release(region, new_end, old_end, usize::MAX) };
+        } else if new.units > old.units {
+            if self.fit == Fit::PowerOfTwo && addr % block_size(new.order) != 0 {
+                return Err(AllocError::OutOfMemory);
+            }
+            // SAFETY: `region` holds the allocation, which ends at `old_end`.
+            unsafe { self.grow_in_place(region, old_end, new_end) }?;
+        }
+        self.allocated_bytes = self.allocated_bytes - old.bytes() + new.bytes();
+        self.requested_bytes = self.requested_bytes - layout.size() + new_size;
+        Ok(())
+    }
+
+    /// Merges every buddy pair whose merge was deferred, and returns whether there was one.
+    ///
+    /// To keep a small allocation on a nearly empty heap from splitting and re-merging twenty
+    /// levels each time, a free does not merge a block with its buddy when the buddy is the only
+    /// other free block of that order: the pair stays on the free list, ready for the next
+    /// allocation of that size. There is at most one such pair per order, and [`Heap::alloc`]
+    /// merges them all before it reports [`AllocError::OutOfMemory`], so no memory is lost to
+    /// it. Call this before reading [`Stats::largest_free_block`] if you need the figure after
+    /// full coalescing. It takes O(`ORDERS`) time.
+    pub fn coalesce(&mut self) -> bool {
+        let mut merged = false;
+        for order in 0..Self::MAX_ORDER {
+            let lower = core::mem::replace(&mut self.lists[order].deferred, 0);
+            if lower == 0 {
+                continue;
+            }
+            let region = self.region_of(lower);
+            let size = block_size(order);
+            // SAFETY: a deferred pair lies in a live region; the bitmaps and nodes are
+            // consistent (heap invariant).
+            let pair = !region.is_null()
+                && unsafe {
+                    (*region).is_free_block(lower, order, size)
+                        && (*region).is_free_block(lower + size, order, size)
+                };
+            if pair {
+                // SAFETY: both halves are free blocks of `order` on list `order`; taking them
+                // makes the parent ours, and it is on no list.
+                unsafe {
+                    self.take_block(region, lower, order);
+                    self.take_block(region, lower + size, order);
+                    self.free_block(region, lower, order + 1, usize::MAX);
+                }
+                merged = true;
+            }
+        }
+        merged
+    }
+
+    /// A snapshot of the heap's figures.
+    pub fn stats(&self) -> Stats<ORDERS> {
+        let mut regions = 0;
+        let mut metadata_bytes = 0;
+        let mut at = self.regions;
+        // SAFETY: the region list holds live headers.
+        while let Some(r) = unsafe { at.as_ref() } {
+            regions += 1;
+            metadata_bytes += r.meta_bytes();
+            at = r.next;
+        }
+        let largest_free_block = match self.avail {
+            0 => 0,
+            avail => block_size(order::floor_log2(avail)),
+        };
+        Stats {
+            regions,
+            total_bytes: self.total_bytes,
+            metadata_bytes,
+            requested_bytes: self.requested_bytes,
+            allocated_bytes: self.allocated_bytes,
+            free_bytes: self.total_bytes - self.allocated_bytes,
+            largest_free_block,
+            allocations: self.allocations,
+            free_blocks: core::array::from_fn(|k| self.lists[k].nr_free),
+        }
+    }
+
+    // ---- Internals -------------------------------------------------------------------------
+
+    /// The region whose units contain `addr`, or null.
+    #[inline(always)]
+    fn region_of(&self, addr: usize) -> *mut Region {
+        let mut at = self.regions;
+        // SAFETY: the region list holds live headers.
+        while let Some(r) = unsafe { at.as_ref() } {
+            if r.contains(addr) {
+                break;
+            }
+            at = r.next;
+        }
+        at
+    }
+
+    /// Checks that `ptr` starts a live allocation that `layout` fits, before a free.
+    #[inline(always)]
+    fn check_live(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
+        let p = ptr.as_ptr().cast_const();
+        let addr = p.addr();
+        let region_ptr = self.region_of(addr);
+        // SAFETY: the region list holds live headers.
+        let region = unsafe { region_ptr.as_ref() }.ok_or(FreeError::NotOwned { ptr: p })?;
+        let request = Request::new(layout, self.fit, Self::MAX_ORDER)
+            .ok_or(FreeError::WrongLayout { ptr: p, size: layout.size() })?;
+        if addr & (Self::MIN_BLOCK - 1) != 0 || addr & (layout.align() - 1) != 0 {
+            return Err(FreeError::Misaligned { ptr: p });
+        }
+        let unit = region.unit(addr);
+        // SAFETY: `unit` is in the region.
+        let (alloc, free) = unsafe { (region.alloc.get(unit), region.free.get(unit)) };
+        if free {
+            return Err(FreeError::DoubleFree { ptr: p });
+        }
+        if !alloc || addr == region.meta {
+            return Err(FreeError::NotAllocated { ptr: p });
+        }
+        // The allocation ends where the next block or allocation starts (or at the metadata),
+        // so the unit after the layout's end must start one.
+        let wrong = FreeError::WrongLayout { ptr: p, size: layout.size() };
+        // A live allocation ends at or before the metadata (and `addr < meta` here).
+        if request.bytes() > region.meta - addr {
+            return Err(wrong);
+        }
+        let end_unit = unit + request.units;
+        // SAFETY: `end_unit` is in the region: the allocation ends at or before the metadata.
+        if unsafe { !region.alloc.get(end_unit) && !region.free.get(end_unit) } {
+            return Err(wrong);
+        }
+        // Debug builds also check that nothing else starts inside the allocation, which catches
+        // every layout larger than the allocation.
+        if cfg!(debug_assertions) {
+            // SAFETY: the range is inside the region.
+            let inside =
+                unsafe { region.alloc.any(unit + 1, end_unit) || region.free.any(unit + 1, end_unit) };
+            if inside {
+                return Err(wrong);
+            }
+        }
+        Ok((region_ptr, request))
+    }
+
+    /// Puts the free block `[addr, addr + block_size(order))` on its list, without merging.
+    ///
+    /// # Safety
+    ///
+    /// The block must lie in `region`, be naturally aligned, and be ours: on no list and part of
+    /// no allocation.
+    #[inline(always)]
+    unsafe fn push_block(&mut self, region: *mut Region, addr: usize, order: usize) {
+        // SAFETY: `region` is live (caller).
+        let r = unsafe { &*region };
+        debug_assert!(
+            r.holds(addr, block_size(order)),
+            "block {:#p} of order {order} is outside its region",
+            r.ptr(addr)
+        );
+        // SAFETY: the block is ours and at least one unit long, so it holds a node; the list's
+        // nodes are valid (heap invariant).
+        unsafe { self.lists[order].push(r.node(addr), order, region) };
+        self.avail |= 1 << order;
+        // SAFETY: `addr` is in the region.
+        unsafe { r.free.set(r.unit(addr)) };
+    }
+
+    /// Takes the free block at `addr` off list `order`, wherever it is.
+    ///
+    /// # Safety
+    ///
+    /// A free block of order `order` must start at `addr` in `region`.
+    #[inline(always)]
+    unsafe fn take_block(&mut self, region: *mut Region, addr: usize, order: usize) {
+        // SAFETY: `region` is live (caller).
+        let r = unsafe { &*region };
+        let list = &mut self.lists[order];
+        // SAFETY: the node at `addr` is on list `order` (caller).
+        unsafe { list.remove(r.node(addr)) };
+        if list.nr_free == 0 {
+            self.avail &= !(1 << order);
+        }
+        // SAFETY: `addr` is in the region.
+        unsafe { r.free.clear(r.unit(addr)) };
+    }
+
+    /// Takes the first block off list `order` and returns its region and address.
+    ///
+    /// # Safety
+    ///
+    /// List `order` must not be empty.
+    #[inline(always)]
+    unsafe fn pop_block(&mut self, order: usize) -> (*mut Region, usize) {
+        let list = &mut self.lists[order];
+        // SAFETY: the list's nodes are valid (heap invariant) and it is not empty (caller).
+        let node = unsafe { list.pop() };
+        if list.nr_free == 0 {
+            self.avail &= !(1 << order);
+        }
+        // SAFETY: `node` was on a list, so it is a valid node of a live region.
+        let region = unsafe { (*node).region };
+        let addr = node.addr();
+        // SAFETY: as above.
+        unsafe { (*region).free.clear((*region).unit(addr)) };
+        (region, addr)
+    }
+
+    /// Splits the block `[addr, addr + block_size(order))`: keeps its first `units` minimum
+    /// blocks and puts the rest on the free lists as the fewest naturally aligned blocks. With
+    /// `units` a power of two this is the classic split: the upper half of every level goes to
+    /// its free list, the lower half is kept.
+    ///
+    /// # Safety
+    ///
+    /// The block must lie in `region`, be naturally aligned and be ours;
+    /// `1 <= units <= 2^order`.
+    #[inline(always)]
+    unsafe fn split(&mut self, region: *mut Region, addr: usize, order: usize, units: usize) {
+        debug_assert!(addr % block_size(order) == 0, "split of misaligned block {addr:#x} of order {order}");
+        debug_assert!(units >= 1 && units <= 1 << order, "split of order {order} keeping {units} units");
+        // Offsets in units from `addr`; each piece starts at a multiple of its size because
+        // `addr` is aligned to the whole block.
+        let mut at = units;
+        let end = 1 << order;
+        while at < end {
+            let piece = at.trailing_zeros() as usize;
+            // SAFETY: the piece is an aligned part of our block (caller), on no list, and its
+            // buddy (the part before it) is kept or already a piece, so it must not merge.
+            unsafe { self.push_block(region, addr + (at << MIN_SHIFT), piece) };
+            at += 1 << piece;
+        }
+    }
+
+    /// Frees the block at `addr` of order `order`, merging it with its buddy while the buddy is
+    /// free and of the same order. A merge at order `defer_from` or above is deferred when the
+    /// buddy is the only block on its list (see [`Heap::coalesce`]).
+    ///
+    /// # Safety
+    ///
+    /// The block must lie in `region`, be naturally aligned and be ours: on no list and part of
+    /// no allocation.
+    #[inline(always)]
+    unsafe fn free_block(
+        &mut self,
+        region: *mut Region,
+        mut addr: usize,
+        mut order: usize,
+        defer_from: usize,
+    ) {
+        // SAFETY: `region` is live (caller).
+        let r = unsafe { &*region };
+        debug_assert!(r.holds(addr, block_size(order)), "free of {:#p}: outside its region", r.ptr(addr));
+        debug_assert!(
+            addr % block_size(order) == 0,
+            "free of {:#p}: misaligned for order {order}",
+            r.ptr(addr)
+        );
+        while order < Self::MAX_ORDER {
+            let size = block_size(order);
+            let buddy = addr ^ size;
+            // SAFETY: the region's bitmaps and nodes are consistent (heap invariant).
+            if !unsafe { r.is_free_block(buddy, order, size) } {
+                break;
+            }
+            if order >= defer_from && self.lists[order].nr_free == 1 {
+                self.lists[order].deferred = addr & !size;
+                break;
+            }
+            // SAFETY: the buddy is a free block of `order` in `region`.
+            unsafe { self.take_block(region, buddy, order) };
+            addr &= !size;
+            order += 1;
+        }
+        // SAFETY: the (merged) block is ours and inside the region.
+        unsafe { self.push_block(region, addr, order) };
+    }
+
+    /// Frees the range `[start, end)`, cut into the fewest naturally aligned blocks, each merged
+    /// with its buddies.
+    ///
+    /// # Safety
+    ///
+    /// The range must lie in `region`, be a multiple of minimum blocks, and be ours.
+    #[inline(always)]
+    unsafe fn release(&mut self, region: *mut Region, start: usize, end: usize, defer_from: usize) {
+        let mut at = start;
+        while at < end {
+            let order = order::piece_order(at, end, Self::MAX_ORDER);
+            // SAFETY: the piece is part of the range (caller) and naturally aligned.
+            unsafe { self.free_block(region, at, order, defer_from) };
+            at += block_size(order);
+        }
+    }
+
+    /// Extends the allocation ending at `old_end` to `new_end` if the blocks between are free.
+    ///
+    /// # Safety
+    ///
+    /// `region` must hold the live allocation that ends at `old_end`.
+    unsafe fn grow_in_place(
+        &mut self,
+        region: *mut Region,
+        old_end: usize,
+        new_end: usize,
+    ) -> Result<(), AllocError> {
+        // SAFETY: `region` is live (caller).
+        let r = unsafe { &*region };
+        // Look first: every block in the way must be free. A free block that contains `old_end`
+        // starts there, because the units before it are allocated.
+        let mut at = old_end;
+        while at < new_end {
+            // SAFETY: `contains` keeps the unit in range; a set free bit means a valid node.
+            if !r.contains(at) || !unsafe { r.free.get(r.unit(at)) } {
+                return Err(AllocError::OutOfMemory);
+            }
+            // SAFETY: as above.
+            at += block_size(unsafe { (*r.node(at)).order });
+        }
+        // Then take them, and give back what the last one has beyond `new_end`.
+        let mut at = old_end;
+        while at < new_end {
+            // SAFETY: checked above: a free block starts at `at`.
+            let order = unsafe { (*r.node(at)).order };
+            // SAFETY: as above.
+            unsafe { self.take_block(region, at, order) };
+            let next = at + block_size(order);
+            if next > new_end {
+                // SAFETY: the block is ours now; keep its first units up to `new_end`.
+                unsafe { self.split(region, at, order, (new_end - at) >> MIN_SHIFT) };
+            }
+            at = next;
+        }
+        Ok(())
+    }
+}
+
+/// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
+/// function, so it aborts rather than unwinds when it reaches a caller that cannot unwind (a
+/// global allocator must not unwind).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn misuse(err: FreeError) -> ! {
+    panic!("alloc_buddy_simple: {err}")
+}
+
+/// As [`misuse`], but never unwinds: a panic cannot leave an `extern "C"` function, so the
+/// process aborts after the panic message is printed.
+#[cold]
+#[inline(never)]
+pub(crate) extern "C" fn misuse_abort(err: &FreeError) -> ! {
+    misuse(*err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// A leaked, page-aligned 1 MiB arena.
+    fn arena() -> &'static mut [MaybeUninit<u8>] {
+        let layout = Layout::from_size_align(1 << 20, 4096).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let mem = unsafe { std::alloc::alloc(layout) };
+        assert!(!mem.is_null());
+        // SAFETY: `mem` holds `1 << 20` bytes and is never freed, so it is `'static`.
+        unsafe { core::slice::from_raw_parts_mut(mem.cast(), 1 << 20) }
+    }
+
+    fn layout(size: usize, align: usize) -> Layout {
+        Layout::from_size_align(size, align).unwrap()
+    }
+
+    #[test]
+    fn smoke() {
+        for fit in [Fit::Exact, Fit::PowerOfTwo] {
+            let mut heap: Heap = Heap::with_fit(fit);
+            let mem = arena();
+            let base = mem.as_ptr().addr();
+            heap.add_static_region(mem).unwrap();
+            heap.check_invariants().unwrap();
+            let fresh = heap.stats();
+            let mut live = Vec::new();
+            for i in 1..200usize {
+                let l = layout(i * 7 % 900 + 1, 1 << (i % 7));
+                let p = heap.alloc(l).unwrap();
+                assert_eq!(p.as_ptr().addr() % l.align(), 0);
+                assert!(p.as_ptr().addr() >= base);
+                live.push((p, l));
+                heap.check_invariants().unwrap();
+                if i % 3 == 0 {
+                    let (p, l) = live.swap_remove(i % live.len());
+                    // SAFETY: allocated above with `l`.
+                    unsafe { heap.dealloc(p, l) };
+                    heap.check_invariants().unwrap();
+                }
+            }
+            for (p, l) in live {
+                // SAFETY: allocated above with `l`.
+                unsafe { heap.dealloc(p, l) };
+                heap.check_invariants().unwrap();
+            }
+            heap.coalesce();
+            heap.check_invariants().unwrap();
+            assert_eq!(heap.stats(), fresh);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `LockedHeap`: a [`Heap`] behind a spinlock, usable as `#[global_allocator]`.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+use core::ptr::{self, NonNull};
+
+use crate::error::HeapError;
+use crate::heap::{Heap, misuse_abort};
+
+/// A [`Heap`] behind a spinlock ([`spin::Mutex`]), for use as `#[global_allocator]`.
+///
+/// Every allocation returns null until memory is added with [`LockedHeap::init`] (or the arena
+/// of [`heap_with_arena!`](crate::heap_with_arena) is claimed on first use).
+///
+/// # Interrupts
+///
+/// The spinlock does not disable interrupts. If an interrupt handler allocates or frees while
+/// the interrupted code holds the lock, the handler spins forever. Allocate in interrupt
+/// handlers only if you mask interrupts around every use of the heap.
+///
+/// # Examples
+///
+/// ```no_run
+/// use alloc_buddy_simple::LockedHeap;
+///
+/// #[global_allocator]
+/// static HEAP: LockedHeap = LockedHeap::new();
+///
+/// fn boot(heap_start: *mut u8, heap_size: usize) {
+///     // SAFETY: the memory is the kernel's heap, used by nothing else.
+///     unsafe { HEAP.init(heap_start, heap_size) }.expect("heap init");
+/// }
+/// ```
+pub struct LockedHeap<const ORDERS: usize = 32> {
+    inner: spin::Mutex<Inner<ORDERS>>,
+}
+
+/// The state behind the lock.
+struct Inner<const ORDERS: usize> {
+    heap: Heap<ORDERS>,
+    /// A static arena to add on first use, or null.
+    arena: *mut u8,
+    arena_size: usize,
+}
+
+// SAFETY: `arena` is memory owned by the heap (the `with_arena` contract), moved with it.
+unsafe impl<const ORDERS: usize> Send for Inner<ORDERS> {}
+
+static_assertions::assert_impl_all!(LockedHeap: Send, Sync);
+static_assertions::assert_impl_all!(Heap: Send);
+
+impl<const ORDERS: usize> LockedHeap<ORDERS> {
+    /// An empty heap: every allocation returns null until [`LockedHeap::init`].
+    pub const fn new() -> Self {
+        // SAFETY: a null arena is never claimed.
+        unsafe { Self::with_arena(ptr::null_mut(), 0) }
+    }
+
+    /// A heap that adds the region `arena..arena + size` on its first use (the first
+    /// allocation or [`LockedHeap::lock`]), so it can serve allocations made before `main`
+    /// (a hosted program's runtime makes some). [`heap_with_arena!`](crate::heap_with_arena)
+    /// calls this with a static array of its own. A null `arena` means none.
+    ///
+    /// If the arena is unusable (see [`Heap::add_region`]), allocations fail as on an empty heap.
+    ///
+    /// # Safety
+    ///
+    /// The region must be valid for reads and writes for `'static`, and used by nothing else.
+    pub const unsafe fn with_arena(arena: *mut u8, size: usize) -> Self {
+        LockedHeap { inner: spin::Mutex::new(Inner { heap: Heap::new(), arena, arena_size: size }) }
+    }
+
+    /// Gives the heap its first region. See [`Heap::init`].
+    ///
+    /// # Safety
+    ///
+    /// The region must be valid for reads and writes for `'static`, and used by nothing else.
+    ///
+    /// # Errors
+    ///
+    /// As [`Heap::init`].
+    pub unsafe fn init(&self, start: *mut u8, size: usize) -> Result<(), HeapError> {
+        // SAFETY: the caller's contract is `Heap::init`'s.
+        unsafe { self.lock().init(start, size) }
+    }
+
+    /// Locks the heap and gives `&mut` access to it, for [`Heap::add_region`],
+    /// [`Heap::stats`] and the rest. The lock is held until the guard is dropped; allocating
+    /// through the global allocator meanwhile deadlocks.
+    pub fn lock(&self) -> HeapGuard<'_, ORDERS> {
+        let mut guard = self.inner.lock();
+        if !guard.arena.is_null() {
+            let arena = core::mem::replace(&mut guard.arena, ptr::null_mut());
+            let size = guard.arena_size;
+            // SAFETY: the `with_arena` contract; the arena is added once (it is cleared above).
+            // An unusable arena leaves the heap empty, as documented.
+            let _ = unsafe { guard.heap.add_region(arena, size) };
+        }
+        HeapGuard { guard }
+    }
+}
+
+impl<const ORDERS: usize> Default for LockedHeap<ORDERS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const ORDERS: usize> fmt::Debug for LockedHeap<ORDERS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.try_lock() {
+            Some(inner) => f.debug_struct("LockedHeap").field("heap", &inner.heap).finish(),
+            None => f.write_str("LockedHeap { <locked> }"),
+        }
+    }
+}
+
+/// `&mut` access to a [`LockedHeap`]'s heap; unlocks when dropped.
+pub struct HeapGuard<'a, const ORDERS: usize = 32> {
+    guard: spin::MutexGuard<'a, Inner<ORDERS>>,
+}
+
+impl<const ORDERS: usize> Deref for HeapGuard<'_, ORDERS> {
+    type Target = Heap<ORDERS>;
+
+    fn deref(&self) -> &Heap<ORDERS> {
+        &self.guard.heap
+    }
+}
+
+impl<const ORDERS: usize> DerefMut for HeapGuard<'_, ORDERS> {
+    fn deref_mut(&mut self) -> &mut Heap<ORDERS> {
+        &mut self.guard.heap
+    }
+}
+
+impl<const ORDERS: usize> fmt::Debug for HeapGuard<'_, ORDERS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HeapGuard").field(&self.guard.heap).finish()
+    }
+}
+
+// SAFETY: every method forwards to `Heap` under the lock, and `Heap` upholds `GlobalAlloc`'s
+// contract: blocks are aligned to the layout, never overlap while live, and stay valid until
+// freed. Nothing unwinds: failures return null, and detected misuse aborts.
+unsafe impl<const ORDERS: usize> GlobalAlloc for LockedHeap<ORDERS> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.lock().alloc(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let Some(ptr) = NonNull::new(ptr) else { return };
+        // SAFETY: `GlobalAlloc::dealloc`'s contract is `Heap::try_dealloc`'s.
+        let result = unsafe { self.lock().try_dealloc(ptr, layout) };
+        // The guard is gone: abort without holding the lock.
+        if let Err(err) = result {
+            misuse_abort(&err);
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(old) = NonNull::new(ptr) else { return ptr::null_mut() };
+        let mut heap = self.lock();
+        // SAFETY: `GlobalAlloc::realloc`'s contract: `ptr` is live with `layout`.
+        if unsafe { heap.resize_in_place(old, layout, new_size) }.is_ok() {
+            return ptr;
+        }
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return ptr::null_mut();
+        };
+        let Ok(new) = heap.alloc(new_layout) else { return ptr::null_mut() };
+        // Copy without the lock, so other threads are not held up by a large copy.
+        drop(heap);
+        // SAFETY: both blocks are live and distinct, and each holds the bytes copied.
+        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size)) };
+        // SAFETY: `ptr` is still live with `layout`.
+        unsafe { self.dealloc(ptr, layout) };
+        new.as_ptr()
+    }
+}
+
+/// A [`LockedHeap`] that owns a static arena of `$size` bytes (aligned to 4 KiB), claimed on its
+/// first use; optionally with the number of orders as a second argument.
+///
+/// This is the one-line way to make a hosted program (or a test binary) use the crate as its
+/// global allocator, including for the allocations its runtime makes before `main`. The arena is
+/// a zeroed static, so it lives in `.bss` and costs no file size.
+///
+/// # Examples
+///
+/// ```
+/// use alloc_buddy_simple::{LockedHeap, heap_with_arena};
+///
+/// #[global_allocator]
+/// static HEAP: LockedHeap = heap_with_arena!(4 << 20);
+///
+/// let v: Vec<u32> = (0..1000).collect();
+/// assert_eq!(v.iter().sum::<u32>(), 499_500);
+/// assert!(HEAP.lock().stats().allocations >= 1);
+/// ```
+#[macro_export]
+macro_rules! heap_with_arena {
+    ($size:expr) => {
+        $crate::heap_with_arena!($size, 32)
+    };
+    ($size:expr, $orders:expr) => {{
+        #[repr(C, align(4096))]
+        struct Arena([u8; $size]);
+        static mut ARENA: Arena = Arena([0; $size]);
+        // SAFETY: `ARENA` is private to this expansion, which makes exactly one heap.
+        unsafe { $crate::LockedHeap::<$orders>::with_arena((&raw mut ARENA).cast::<u8>(), $size) }
+    }};
+}

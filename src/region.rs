@@ -1,0 +1,217 @@
+//! Regions: the spans of memory a heap manages, each with its own metadata.
+//!
+//! A region `[start, end)` given by the user is trimmed to whole minimum blocks ("units")
+//! `[lo, lo + span)`. Its metadata (this header and the two buddy-state bitmaps) sits in the
+//! region's top units, marked as a permanent allocation, so the bottom of the region (usually the
+//! best aligned part) is left for large blocks. The rest is cut into the largest naturally aligned
+//! blocks that fit.
+
+use core::mem::size_of;
+
+use crate::bitmap::Bitmap;
+use crate::error::HeapError;
+use crate::free_list::FreeNode;
+use crate::order::{MIN_BLOCK, MIN_SHIFT, WORD_BITS, align_down, align_up};
+
+/// The header of a region, stored in the region's own top units.
+#[derive(Debug)]
+pub(crate) struct Region {
+    /// The pointer the user gave: every block pointer is derived from it, so the provenance of
+    /// the whole region is kept.
+    base: *mut u8,
+    /// The user's range, `[start, end)`, for overlap checks.
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    /// The first unit.
+    pub(crate) lo: usize,
+    /// Bytes of units, metadata included; `lo + span` does not overflow.
+    pub(crate) span: usize,
+    /// Address of the metadata (this header): the units from here to `lo + span` are not for
+    /// allocation.
+    pub(crate) meta: usize,
+    /// Units starting a free block.
+    pub(crate) free: Bitmap,
+    /// Units starting a live allocation or the metadata.
+    pub(crate) alloc: Bitmap,
+    /// The next region, by address, or null.
+    pub(crate) next: *mut Region,
+}
+
+/// Units of metadata for a region of `units` units: the header and two bitmaps.
+const fn meta_units(units: usize) -> usize {
+    let bytes = size_of::<Region>() + 2 * Bitmap::words_for(units) * size_of::<usize>();
+    bytes.div_ceil(MIN_BLOCK)
+}
+
+/// The smallest region size that `add_region` accepts when the start is aligned to a unit.
+pub(crate) const MIN_REGION: usize = (meta_units(WORD_BITS) + 1) * MIN_BLOCK;
+
+impl Region {
+    /// Checks the user's range and writes the region's metadata into its top units. Returns the
+    /// header; the units `[lo, meta)` are left for the caller to hand to the free lists.
+    ///
+    /// # Safety
+    ///
+    /// `start..start + size` must be valid for reads and writes for as long as the heap is used,
+    /// and used by nothing else.
+    ///
+    /// # Errors
+    ///
+    /// [`HeapError::NullStart`], [`HeapError::Overflow`] and [`HeapError::TooSmall`], with
+    /// nothing written.
+    pub(crate) unsafe fn create(start: *mut u8, size: usize) -> Result<*mut Region, HeapError> {
+        if start.is_null() {
+            return Err(HeapError::NullStart);
+        }
+        let start_addr = start.addr();
+        let end = start_addr.checked_add(size).ok_or(HeapError::Overflow)?;
+        let too_small = HeapError::TooSmall { size, min: MIN_REGION };
+        let lo = align_up(start_addr).ok_or(too_small)?;
+        let hi = align_down(end);
+        if hi <= lo {
+            return Err(too_small);
+        }
+        let units = (hi - lo) >> MIN_SHIFT;
+        let meta_units = meta_units(units);
+        if units <= meta_units {
+            return Err(too_small);
+        }
+        let meta = lo + ((units - meta_units) << MIN_SHIFT);
+        let words = Bitmap::words_for(units);
+        // SAFETY: `meta` is inside the user's range (`lo <= meta < hi <= end`), so the offset
+        // stays in the allocation `start` points to.
+        let header = unsafe { start.add(meta - start_addr) }.cast::<Region>();
+        // SAFETY: `header` is aligned to a unit, which is at least a word.
+        let maps = unsafe { header.add(1) }.cast::<usize>();
+        // SAFETY: the metadata units hold the header and `2 * words` words after it (that is
+        // how `meta_units` sized them), all inside the user's range, which is ours.
+        let (free, alloc) = unsafe { (Bitmap::zeroed(maps, words), Bitmap::zeroed(maps.add(words), words)) };
+        let region = Region {
+            base: start,
+            start: start_addr,
+            end,
+            lo,
+            span: hi - lo,
+            meta,
+            free,
+            alloc,
+            next: core::ptr::null_mut(),
+        };
+        // SAFETY: the header's units are ours and aligned for a `Region`.
+        unsafe { header.write(region) };
+        // SAFETY: the metadata's first unit is inside the bitmap (`meta < hi`).
+        unsafe { alloc.set((meta - lo) >> MIN_SHIFT) };
+        Ok(header)
+    }
+
+    /// One past the last unit.
+    #[inline(always)]
+    pub(crate) fn top(&self) -> usize {
+        self.lo + self.span
+    }
+
+    /// Bytes of metadata.
+    pub(crate) fn meta_bytes(&self) -> usize {
+        self.top() - self.meta
+    }
+
+    /// Whether the block `[addr, addr + size)` lies inside the region's units.
+    #[inline(always)]
+    pub(crate) fn holds(&self, addr: usize, size: usize) -> bool {
+        let off = addr.wrapping_sub(self.lo);
+        off < self.span && self.span - off >= size
+    }
+
+    /// Whether `addr` is in the region's units.
+    #[inline(always)]
+    pub(crate) fn contains(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.lo) < self.span
+    }
+
+    /// The bitmap index of the unit at `addr`. The caller keeps `addr` inside the region.
+    #[inline(always)]
+    pub(crate) fn unit(&self, addr: usize) -> usize {
+        debug_assert!(self.contains(addr), "{addr:#x} is outside the region at {:#x}", self.lo);
+        (addr - self.lo) >> MIN_SHIFT
+    }
+
+    /// A pointer to `addr`, with the region's provenance.
+    #[inline(always)]
+    pub(crate) fn ptr(&self, addr: usize) -> *mut u8 {
+        self.base.with_addr(addr)
+    }
+
+    /// The node of the block at `addr`.
+    #[inline(always)]
+    pub(crate) fn node(&self, addr: usize) -> *mut FreeNode {
+        self.ptr(addr).cast()
+    }
+
+    /// Whether a free block of order `order` and size `size` starts at `addr`.
+    ///
+    /// # Safety
+    ///
+    /// The region's free bitmap and free nodes must be consistent: every unit whose `free` bit
+    /// is set holds a valid [`FreeNode`].
+    #[inline(always)]
+    pub(crate) unsafe fn is_free_block(&self, addr: usize, order: usize, size: usize) -> bool {
+        // SAFETY: `holds` keeps the unit in range; a set `free` bit means a valid node (the
+        // caller's invariant).
+        self.holds(addr, size)
+            && unsafe { self.free.get(self.unit(addr)) }
+            && unsafe { (*self.node(addr)).order } == order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_small() {
+        // 1 MiB of units: two bits per unit plus a header, at most 1/64 of the region.
+        let units = (1 << 20) / MIN_BLOCK;
+        let meta = meta_units(units) * MIN_BLOCK;
+        assert!(meta <= (1 << 20) / 64, "{meta} bytes of metadata per MiB");
+        const { assert!(MIN_REGION <= 1024) };
+    }
+
+    #[test]
+    fn create_places_metadata_at_the_top() {
+        #[repr(align(64))]
+        struct Mem([u8; 4096]);
+        let mut mem = Mem([0; 4096]);
+        let start = mem.0.as_mut_ptr();
+        // SAFETY: `mem` outlives the region, which is only inspected here.
+        let region = unsafe { Region::create(start.wrapping_add(3), 4000) }.unwrap();
+        // SAFETY: `create` wrote the header.
+        let r = unsafe { &*region };
+        assert_eq!(r.lo, align_up(start.addr() + 3).unwrap());
+        assert_eq!(r.top(), align_down(start.addr() + 4003));
+        assert!(r.meta > r.lo && r.meta < r.top());
+        assert_eq!(region.addr(), r.meta);
+        // SAFETY: in range.
+        unsafe {
+            assert!(r.alloc.get(r.unit(r.meta)));
+            assert!(!r.free.any(0, r.unit(r.top() - MIN_BLOCK) + 1));
+        }
+        assert!(r.holds(r.lo, MIN_BLOCK));
+        assert!(!r.holds(r.lo - MIN_BLOCK, MIN_BLOCK));
+        assert!(!r.holds(r.top() - MIN_BLOCK, 2 * MIN_BLOCK));
+        assert!(!r.contains(r.top()));
+    }
+
+    #[test]
+    fn create_rejects_bad_ranges() {
+        let mut mem = [0u8; 64];
+        let p = mem.as_mut_ptr();
+        // SAFETY: every call fails before writing anything.
+        unsafe {
+            assert_eq!(Region::create(core::ptr::null_mut(), 4096).unwrap_err(), HeapError::NullStart);
+            assert!(matches!(Region::create(p, 64), Err(HeapError::TooSmall { size: 64, .. })));
+            assert!(matches!(Region::create(p, 0), Err(HeapError::TooSmall { .. })));
+            let top = p.with_addr(usize::MAX - 8);
+            assert_eq!(Region::create(top, 16).unwrap_err(), HeapError::Overflow);
+        }
+    }
+}
