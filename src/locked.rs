@@ -200,7 +200,8 @@ unsafe impl<const ORDERS: usize> GlobalAlloc for LockedHeap<ORDERS> {
 ///
 /// let v: Vec<u32> = (0..1000).collect();
 /// assert_eq!(v.iter().sum::<u32>(), 499_500);
-/// assert!(HEAP.lock().stats().allocations >= 1);
+/// let allocations = HEAP.lock().stats().allocations;
+/// assert!(allocations >= 1);
 /// ```
 #[macro_export]
 macro_rules! heap_with_arena {
