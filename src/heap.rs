@@ -739,6 +739,13 @@ mod tests {
     }
 
     #[test]
+    fn size_matches_the_readme() {
+        // The README states `3 × ORDERS + 7` words.
+        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 7) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 7) * size_of::<usize>());
+    }
+
+    #[test]
     fn smoke() {
         for fit in [Fit::Exact, Fit::PowerOfTwo] {
             let mut heap: Heap = Heap::with_fit(fit);

@@ -1,23 +1,29 @@
-//! `LockedHeap`: a [`Heap`] behind a spinlock, usable as `#[global_allocator]`.
+//! `LockedHeap`: a [`Heap`] behind a lock, usable as `#[global_allocator]`.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
 
+use lock_api::RawMutex;
+
 use crate::error::HeapError;
 use crate::heap::{Heap, misuse_abort};
+use crate::lock::DefaultLock;
 
-/// A [`Heap`] behind a spinlock ([`spin::Mutex`]), for use as `#[global_allocator]`.
+/// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
+/// `R` is any [`lock_api::RawMutex`]; by default the spinlock [`SpinLock`](crate::SpinLock)
+/// (or [`CriticalSectionLock`](crate::CriticalSectionLock) on targets without compare-and-swap).
 /// Every allocation returns null until memory is added with [`LockedHeap::init`] (or the arena
 /// of [`heap_with_arena!`](crate::heap_with_arena) is claimed on first use).
 ///
 /// # Interrupts
 ///
-/// The spinlock does not disable interrupts. If an interrupt handler allocates or frees while
-/// the interrupted code holds the lock, the handler spins forever. Allocate in interrupt
-/// handlers only if you mask interrupts around every use of the heap.
+/// The default spinlock does not disable interrupts. If an interrupt handler allocates or frees
+/// while the interrupted code holds the lock, the handler spins forever. If handlers allocate,
+/// use [`CriticalSectionLock`](crate::CriticalSectionLock) or a lock of your own that disables
+/// interrupts (see the README's "Locks and interrupts").
 ///
 /// # Examples
 ///
@@ -32,8 +38,8 @@ use crate::heap::{Heap, misuse_abort};
 ///     unsafe { HEAP.init(heap_start, heap_size) }.expect("heap init");
 /// }
 /// ```
-pub struct LockedHeap<const ORDERS: usize = 32> {
-    inner: spin::Mutex<Inner<ORDERS>>,
+pub struct LockedHeap<const ORDERS: usize = 32, R: RawMutex = DefaultLock> {
+    inner: lock_api::Mutex<R, Inner<ORDERS>>,
 }
 
 /// The state behind the lock.
@@ -48,9 +54,11 @@ struct Inner<const ORDERS: usize> {
 unsafe impl<const ORDERS: usize> Send for Inner<ORDERS> {}
 
 static_assertions::assert_impl_all!(LockedHeap: Send, Sync);
+#[cfg(any(feature = "critical-section", not(target_has_atomic = "8")))]
+static_assertions::assert_impl_all!(LockedHeap<32, crate::CriticalSectionLock>: Send, Sync);
 static_assertions::assert_impl_all!(Heap: Send);
 
-impl<const ORDERS: usize> LockedHeap<ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     /// An empty heap: every allocation returns null until [`LockedHeap::init`].
     pub const fn new() -> Self {
         // SAFETY: a null arena is never claimed.
@@ -68,7 +76,7 @@ impl<const ORDERS: usize> LockedHeap<ORDERS> {
     ///
     /// The region must be valid for reads and writes for `'static`, and used by nothing else.
     pub const unsafe fn with_arena(arena: *mut u8, size: usize) -> Self {
-        LockedHeap { inner: spin::Mutex::new(Inner { heap: Heap::new(), arena, arena_size: size }) }
+        LockedHeap { inner: lock_api::Mutex::new(Inner { heap: Heap::new(), arena, arena_size: size }) }
     }
 
     /// Gives the heap its first region. See [`Heap::init`].
@@ -88,7 +96,7 @@ impl<const ORDERS: usize> LockedHeap<ORDERS> {
     /// Locks the heap and gives `&mut` access to it, for [`Heap::add_region`],
     /// [`Heap::stats`] and the rest. The lock is held until the guard is dropped; allocating
     /// through the global allocator meanwhile deadlocks.
-    pub fn lock(&self) -> HeapGuard<'_, ORDERS> {
+    pub fn lock(&self) -> HeapGuard<'_, ORDERS, R> {
         let mut guard = self.inner.lock();
         if !guard.arena.is_null() {
             let arena = core::mem::replace(&mut guard.arena, ptr::null_mut());
@@ -101,13 +109,13 @@ impl<const ORDERS: usize> LockedHeap<ORDERS> {
     }
 }
 
-impl<const ORDERS: usize> Default for LockedHeap<ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> Default for LockedHeap<ORDERS, R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const ORDERS: usize> fmt::Debug for LockedHeap<ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> fmt::Debug for LockedHeap<ORDERS, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.inner.try_lock() {
             Some(inner) => f.debug_struct("LockedHeap").field("heap", &inner.heap).finish(),
@@ -117,11 +125,11 @@ impl<const ORDERS: usize> fmt::Debug for LockedHeap<ORDERS> {
 }
 
 /// `&mut` access to a [`LockedHeap`]'s heap; unlocks when dropped.
-pub struct HeapGuard<'a, const ORDERS: usize = 32> {
-    guard: spin::MutexGuard<'a, Inner<ORDERS>>,
+pub struct HeapGuard<'a, const ORDERS: usize = 32, R: RawMutex = DefaultLock> {
+    guard: lock_api::MutexGuard<'a, R, Inner<ORDERS>>,
 }
 
-impl<const ORDERS: usize> Deref for HeapGuard<'_, ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> Deref for HeapGuard<'_, ORDERS, R> {
     type Target = Heap<ORDERS>;
 
     fn deref(&self) -> &Heap<ORDERS> {
@@ -129,13 +137,13 @@ impl<const ORDERS: usize> Deref for HeapGuard<'_, ORDERS> {
     }
 }
 
-impl<const ORDERS: usize> DerefMut for HeapGuard<'_, ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> DerefMut for HeapGuard<'_, ORDERS, R> {
     fn deref_mut(&mut self) -> &mut Heap<ORDERS> {
         &mut self.guard.heap
     }
 }
 
-impl<const ORDERS: usize> fmt::Debug for HeapGuard<'_, ORDERS> {
+impl<const ORDERS: usize, R: RawMutex> fmt::Debug for HeapGuard<'_, ORDERS, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("HeapGuard").field(&self.guard.heap).finish()
     }
@@ -144,7 +152,7 @@ impl<const ORDERS: usize> fmt::Debug for HeapGuard<'_, ORDERS> {
 // SAFETY: every method forwards to `Heap` under the lock, and `Heap` upholds `GlobalAlloc`'s
 // contract: blocks are aligned to the layout, never overlap while live, and stay valid until
 // freed. Nothing unwinds: failures return null, and detected misuse aborts.
-unsafe impl<const ORDERS: usize> GlobalAlloc for LockedHeap<ORDERS> {
+unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS, R> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         self.lock().alloc(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
@@ -184,7 +192,7 @@ unsafe impl<const ORDERS: usize> GlobalAlloc for LockedHeap<ORDERS> {
 }
 
 /// A [`LockedHeap`] that owns a static arena of `$size` bytes (aligned to 4 KiB), claimed on its
-/// first use; optionally with the number of orders as a second argument.
+/// first use; optionally with the number of orders and the lock type as further arguments.
 ///
 /// This is the one-line way to make a hosted program (or a test binary) use the crate as its
 /// global allocator, including for the allocations its runtime makes before `main`. The arena is
@@ -206,13 +214,16 @@ unsafe impl<const ORDERS: usize> GlobalAlloc for LockedHeap<ORDERS> {
 #[macro_export]
 macro_rules! heap_with_arena {
     ($size:expr) => {
-        $crate::heap_with_arena!($size, 32)
+        $crate::heap_with_arena!($size, 32, $crate::DefaultLock)
     };
-    ($size:expr, $orders:expr) => {{
+    ($size:expr, $orders:expr) => {
+        $crate::heap_with_arena!($size, $orders, $crate::DefaultLock)
+    };
+    ($size:expr, $orders:expr, $lock:ty) => {{
         #[repr(C, align(4096))]
         struct Arena([u8; $size]);
         static mut ARENA: Arena = Arena([0; $size]);
         // SAFETY: `ARENA` is private to this expansion, which makes exactly one heap.
-        unsafe { $crate::LockedHeap::<$orders>::with_arena((&raw mut ARENA).cast::<u8>(), $size) }
+        unsafe { $crate::LockedHeap::<$orders, $lock>::with_arena((&raw mut ARENA).cast::<u8>(), $size) }
     }};
 }

@@ -1,9 +1,11 @@
 //! Code shared by the bare-metal test kernels (`examples/kernel-riscv64`,
 //! `examples/kernel-riscv32`), included by each with `#[path]`.
 //!
-//! It provides the entry point (`_start`), a trap handler, the 16550 UART console, the `SiFive`
-//! test device used to exit QEMU, the panic handler, the global allocator, and [`run`], which
-//! exercises the allocator and exits QEMU with status 0 only if every check held.
+//! It provides the entry point (`_start`), the trap entry and handler, the machine timer, the 16550
+//! UART console, the `SiFive` test device used to exit QEMU, the panic handler, the global
+//! allocator (behind the interrupt-disabling [`IrqSaveSpinLock`] of `irqsave_lock.rs`, so the timer
+//! interrupt handler can allocate), and [`run`], which exercises the allocator and exits QEMU with
+//! status 0 only if every check held.
 //!
 //! Each kernel crate defines `NAME` (printed in every line) and calls [`run`] from `kmain`.
 
@@ -15,9 +17,13 @@ use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::{self, Write};
 use core::hint::black_box;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use alloc_buddy_simple::{HeapError, LockedHeap, Stats};
+
+#[path = "irqsave_lock.rs"]
+mod irqsave_lock;
+pub use irqsave_lock::IrqSaveSpinLock;
 
 // The console macros come first: macros are visible only below their definition.
 #[allow(unused_macros)]
@@ -34,12 +40,35 @@ macro_rules! println {
 // Entry point and trap handler.
 //
 // QEMU's `virt` machine with `-bios none` jumps to 0x8000_0000 in machine mode, where the linker
-// script puts `.text.init`. Harts other than 0 park. Hart 0 installs a trap vector (so a fault
-// prints and fails instead of hanging until the timeout), enables the FPU (riscv64gc code may use
-// it; the bit is ignored where there is no FPU), sets the stack, zeroes `.bss` and calls `kmain`.
-// The code is the same for RV32 and RV64: it uses only pointer-width instructions and byte stores.
+// script puts `.text.init`. Harts other than 0 park. Hart 0 installs the trap vector, enables the
+// FPU (riscv64gc code may use it; the bits are ignored where there is no FPU), sets the stack,
+// zeroes `.bss` and calls `kmain`. The code is the same for RV32 and RV64: register slots are
+// `REGBYTES` wide and `SAVE`/`LOAD` pick `sd`/`ld` or `sw`/`lw`.
+//
+// `__trap_entry` serves exceptions and interrupts alike. On the interrupted code's stack it saves
+// the registers a C function may clobber (ra, t0-t6, a0-a7; `trap_handler` saves the rest itself)
+// and `mstatus`, turns the FPU off (mstatus.FS = 0) so the handler cannot silently clobber the
+// interrupted code's floating-point registers (it would fault instead), calls `trap_handler`,
+// restores FS and the registers, and returns with `mret`. The hart clears MIE on entry and `mret`
+// restores it, so handlers do not nest.
 core::arch::global_asm!(
     r#"
+    .equ    REGBYTES, {regbytes}
+    .macro SAVE reg, slot
+    .if REGBYTES == 8
+    sd      \reg, \slot * REGBYTES(sp)
+    .else
+    sw      \reg, \slot * REGBYTES(sp)
+    .endif
+    .endm
+    .macro LOAD reg, slot
+    .if REGBYTES == 8
+    ld      \reg, \slot * REGBYTES(sp)
+    .else
+    lw      \reg, \slot * REGBYTES(sp)
+    .endif
+    .endm
+
     .section .text.init, "ax"
     .global _start
 _start:
@@ -65,26 +94,189 @@ _start:
 
     .balign 4
 __trap_entry:
-    la      sp, __stack_top
+    addi    sp, sp, -{frame}
+    SAVE    ra, 0
+    SAVE    t0, 1
+    SAVE    t1, 2
+    SAVE    t2, 3
+    SAVE    t3, 4
+    SAVE    t4, 5
+    SAVE    t5, 6
+    SAVE    t6, 7
+    SAVE    a0, 8
+    SAVE    a1, 9
+    SAVE    a2, 10
+    SAVE    a3, 11
+    SAVE    a4, 12
+    SAVE    a5, 13
+    SAVE    a6, 14
+    SAVE    a7, 15
+    csrr    t0, mstatus
+    SAVE    t0, 16
+    li      t0, 0x6000
+    csrc    mstatus, t0
     call    trap_handler
-4:
-    wfi
-    j       4b
-"#
+    LOAD    t0, 16
+    li      t1, 0x6000
+    and     t0, t0, t1
+    csrs    mstatus, t0
+    LOAD    ra, 0
+    LOAD    t0, 1
+    LOAD    t1, 2
+    LOAD    t2, 3
+    LOAD    t3, 4
+    LOAD    t4, 5
+    LOAD    t5, 6
+    LOAD    t6, 7
+    LOAD    a0, 8
+    LOAD    a1, 9
+    LOAD    a2, 10
+    LOAD    a3, 11
+    LOAD    a4, 12
+    LOAD    a5, 13
+    LOAD    a6, 14
+    LOAD    a7, 15
+    addi    sp, sp, {frame}
+    mret
+"#,
+    regbytes = const size_of::<usize>(),
+    // 17 slots (16 registers and mstatus), rounded up to keep `sp` 16-byte aligned.
+    frame = const (17 * size_of::<usize>()).next_multiple_of(16),
 );
 
-/// Any trap (there are no interrupts enabled, so it is a fault): report it and fail.
+/// The `mcause` interrupt bit (the top bit).
+const MCAUSE_INTERRUPT: usize = 1 << (usize::BITS - 1);
+/// `mcause` of the machine timer interrupt.
+const MCAUSE_MACHINE_TIMER: usize = MCAUSE_INTERRUPT | 7;
+
+/// Called by `__trap_entry` for every trap. The machine timer interrupt runs
+/// [`timer_interrupt`], which allocates; anything else (an exception: there are no other
+/// interrupts enabled) is reported and fails.
 #[unsafe(no_mangle)]
-extern "C" fn trap_handler() -> ! {
-    let (mcause, mepc, mtval): (usize, usize, usize);
-    // SAFETY: reading machine-mode CSRs has no side effects.
+extern "C" fn trap_handler() {
+    let mcause: usize;
+    // SAFETY: reading a machine-mode CSR has no side effects.
+    unsafe { core::arch::asm!("csrr {}, mcause", out(reg) mcause) };
+    if mcause == MCAUSE_MACHINE_TIMER {
+        timer_interrupt();
+        return;
+    }
+    let (mepc, mtval): (usize, usize);
+    // SAFETY: as above.
     unsafe {
-        core::arch::asm!("csrr {}, mcause", out(reg) mcause);
         core::arch::asm!("csrr {}, mepc", out(reg) mepc);
         core::arch::asm!("csrr {}, mtval", out(reg) mtval);
     }
     println!("{}: TRAP mcause={mcause:#x} mepc={mepc:#x} mtval={mtval:#x}", crate::NAME);
     exit_failure(2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine timer: the CLINT of QEMU's `virt` machine, whose timebase is 10 MHz.
+
+const CLINT_MTIME: usize = 0x0200_BFF8;
+/// `mtimecmp` of hart 0.
+const CLINT_MTIMECMP: usize = 0x0200_4000;
+/// `mie.MTIE` and `mip.MTIP`: the machine timer interrupt's enable and pending bits.
+const MIE_MTIE: usize = 1 << 7;
+/// Ticks between two timer interrupts: 200 µs.
+const TIMER_INTERVAL: u64 = 2000;
+
+/// Timer interrupts handled since boot.
+static TIMER_TICKS: AtomicUsize = AtomicUsize::new(0);
+/// Timer interrupts whose handler allocated and freed through the global allocator and found the
+/// blocks intact.
+static TIMER_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+fn mtime() -> u64 {
+    #[cfg(target_pointer_width = "64")]
+    // SAFETY: `mtime` is a 64-bit MMIO register of the CLINT at a fixed address on `virt`.
+    return unsafe { (CLINT_MTIME as *const u64).read_volatile() };
+    #[cfg(target_pointer_width = "32")]
+    loop {
+        // SAFETY: the two 32-bit halves of `mtime`, MMIO at fixed addresses on `virt`. The high
+        // half is read twice, so a carry between the reads is caught (and retried).
+        let (hi, lo, hi2) = unsafe {
+            let hi = ((CLINT_MTIME + 4) as *const u32).read_volatile();
+            let lo = (CLINT_MTIME as *const u32).read_volatile();
+            (hi, lo, ((CLINT_MTIME + 4) as *const u32).read_volatile())
+        };
+        if hi == hi2 {
+            return (u64::from(hi) << 32) | u64::from(lo);
+        }
+    }
+}
+
+fn set_mtimecmp(value: u64) {
+    #[cfg(target_pointer_width = "64")]
+    // SAFETY: hart 0's `mtimecmp`, a 64-bit MMIO register of the CLINT at a fixed address.
+    unsafe {
+        (CLINT_MTIMECMP as *mut u64).write_volatile(value)
+    };
+    #[cfg(target_pointer_width = "32")]
+    // SAFETY: the two 32-bit halves of hart 0's `mtimecmp`, MMIO at fixed addresses. The high
+    // half is set to the maximum first, so no intermediate value is below the target.
+    unsafe {
+        ((CLINT_MTIMECMP + 4) as *mut u32).write_volatile(u32::MAX);
+        (CLINT_MTIMECMP as *mut u32).write_volatile(value as u32);
+        ((CLINT_MTIMECMP + 4) as *mut u32).write_volatile((value >> 32) as u32);
+    }
+}
+
+/// Whether machine interrupts are enabled (`mstatus.MIE`).
+fn interrupts_enabled() -> bool {
+    let mstatus: usize;
+    // SAFETY: reading a machine-mode CSR has no side effects.
+    unsafe { core::arch::asm!("csrr {}, mstatus", out(reg) mstatus) };
+    mstatus & (1 << 3) != 0
+}
+
+/// Whether the timer interrupt is pending (`mip.MTIP`).
+fn timer_pending() -> bool {
+    let mip: usize;
+    // SAFETY: reading a machine-mode CSR has no side effects.
+    unsafe { core::arch::asm!("csrr {}, mip", out(reg) mip) };
+    mip & MIE_MTIE != 0
+}
+
+/// Arms the timer and enables the timer interrupt and machine interrupts.
+fn timer_start() {
+    set_mtimecmp(mtime() + TIMER_INTERVAL);
+    // SAFETY: sets `mie.MTIE` and `mstatus.MIE`; `trap_handler` handles the timer interrupt.
+    // Not `nomem`: the compiler moves no memory access across them.
+    unsafe {
+        core::arch::asm!("csrs mie, {}", in(reg) MIE_MTIE, options(nostack));
+        core::arch::asm!("csrsi mstatus, 8", options(nostack));
+    }
+}
+
+/// Disables machine interrupts and the timer interrupt, and disarms the timer.
+fn timer_stop() {
+    // SAFETY: clears `mstatus.MIE` and `mie.MTIE`. Not `nomem`, as above.
+    unsafe {
+        core::arch::asm!("csrci mstatus, 8", options(nostack));
+        core::arch::asm!("csrc mie, {}", in(reg) MIE_MTIE, options(nostack));
+    }
+    set_mtimecmp(u64::MAX);
+}
+
+/// The machine timer interrupt: allocates and frees through the global allocator (which would
+/// deadlock with a plain spinlock whenever the interrupted code holds the heap lock), checks the
+/// blocks, counts itself and re-arms the timer.
+fn timer_interrupt() {
+    let n = TIMER_TICKS.load(Ordering::Relaxed) as u32;
+    let v: Vec<u32> = (0..300).map(|i| i ^ n).collect();
+    let b = Box::new([n; 16]);
+    let s = format!("tick {n}");
+    assert!(in_heap(v.as_ptr()) && in_heap(&raw const *b) && in_heap(s.as_ptr()));
+    assert!(v.iter().enumerate().all(|(i, &x)| x == i as u32 ^ n), "tick {n}: Vec overwritten");
+    assert!(b.iter().all(|&x| x == n), "tick {n}: Box overwritten");
+    assert_eq!(s.strip_prefix("tick ").and_then(|d| d.parse::<u32>().ok()), Some(n));
+    drop((v, b, s));
+    TIMER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
+    // Re-armed after the work, so the interrupted code runs at least `TIMER_INTERVAL` between two.
+    set_mtimecmp(mtime() + TIMER_INTERVAL);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,8 +354,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 // ---------------------------------------------------------------------------------------------
 // The heap.
 
+/// The global allocator. Its lock disables interrupts while held, so the timer interrupt handler
+/// may allocate: with the default spinlock it would deadlock whenever it interrupted a heap
+/// operation.
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::new();
+static HEAP: LockedHeap<32, IrqSaveSpinLock> = LockedHeap::new();
 
 unsafe extern "C" {
     // Defined by the linker script: the heap is `__heap_start..__heap_end`.
@@ -181,6 +376,8 @@ pub struct Config {
     pub realloc_rounds: usize,
     /// Allocate / free operations of the random stress step.
     pub stress_ops: usize,
+    /// Allocate / free / realloc operations of the interrupt step, with the timer ticking.
+    pub irq_ops: usize,
 }
 
 /// The heap's bounds, from the linker script.
@@ -274,6 +471,7 @@ pub fn run_with(cfg: &Config, extra: fn()) -> ! {
     check_btreemap(cfg);
     check_realloc(cfg);
     check_stress(cfg);
+    check_irq(cfg);
     check_oom(heap_size);
     extra();
 
@@ -500,6 +698,99 @@ fn check_stress(cfg: &Config) {
     drop(slots);
     assert_eq!(stats().allocations, 0);
     ok(format_args!("stress: {} random allocs/frees, alignments up to 64 KiB", cfg.stress_ops));
+}
+
+fn check_irq(cfg: &Config) {
+    // The lock: interrupts are off while the heap is locked, and come back on only if they were.
+    assert!(!interrupts_enabled());
+    drop(HEAP.lock());
+    assert!(!interrupts_enabled(), "unlocking enabled interrupts that were disabled");
+    assert_eq!((TIMER_TICKS.load(Ordering::Relaxed), TIMER_ALLOCS.load(Ordering::Relaxed)), (0, 0));
+    let live_before = stats().allocations;
+    timer_start();
+    assert!(interrupts_enabled());
+    {
+        let _heap = HEAP.lock();
+        assert!(!interrupts_enabled(), "interrupts enabled while the heap is locked");
+    }
+    assert!(interrupts_enabled(), "unlocking did not restore interrupts");
+
+    // Random allocations, frees and reallocations with the timer interrupting every 200 µs; the
+    // handler allocates too. Each block holds its tag, checked on every visit.
+    let mut rng = Rng(0x9e37_79b9);
+    let mut slots: Vec<Option<(Vec<u8>, u8)>> = (0..128).map(|_| None).collect();
+    let mut deferred = 0usize;
+    let mut reallocs = 0usize;
+    for op in 0..cfg.irq_ops {
+        let random_size = |rng: &mut Rng| match rng.below(16) {
+            0 => rng.below(16 * 1024) as usize,
+            1..=4 => rng.below(2048) as usize,
+            _ => rng.below(128) as usize,
+        };
+        let slot = rng.below(slots.len() as u32) as usize;
+        match slots[slot].take() {
+            None => {
+                let tag = (op % 251) as u8;
+                slots[slot] = Some((alloc::vec![tag; random_size(&mut rng)], tag));
+            }
+            Some((mut block, tag)) => {
+                assert!(block.iter().all(|&b| b == tag), "block in slot {slot} was overwritten");
+                if rng.below(2) == 0 {
+                    // Grow or shrink it in place or by moving: a `realloc`.
+                    block.resize(random_size(&mut rng), tag);
+                    block.shrink_to_fit();
+                    assert!(block.iter().all(|&b| b == tag), "block in slot {slot} lost its contents");
+                    slots[slot] = Some((block, tag));
+                    reallocs += 1;
+                }
+            }
+        }
+        if op % 1000 == 999 {
+            deferred += hold_lock_across_tick();
+        }
+    }
+
+    timer_stop();
+    let ticks = TIMER_TICKS.load(Ordering::Relaxed);
+    let allocs = TIMER_ALLOCS.load(Ordering::Relaxed);
+    assert!(ticks >= 100, "only {ticks} timer interrupts");
+    assert_eq!(allocs, ticks, "a timer interrupt did not complete its allocations");
+    assert_eq!(deferred, cfg.irq_ops / 1000);
+    HEAP.lock().check_invariants().expect("invariants after the interrupt step");
+    for (slot, entry) in slots.iter_mut().enumerate() {
+        if let Some((block, tag)) = entry.take() {
+            assert!(block.iter().all(|&b| b == tag), "block in slot {slot} was overwritten");
+        }
+    }
+    drop(slots);
+    assert_eq!(stats().allocations, live_before, "leaked allocations");
+    assert!(!interrupts_enabled());
+    ok(format_args!(
+        "irq: {ticks} timer interrupts allocated while the main loop made {} allocs/frees/reallocs \
+         ({reallocs} reallocs); {deferred} arrived while it held the heap lock and ran at unlock; \
+         no deadlock",
+        cfg.irq_ops
+    ));
+}
+
+/// Holds the heap lock until the timer interrupt is pending, and checks that the handler did not
+/// run while the lock was held and did run as soon as it was released. Returns 1.
+fn hold_lock_across_tick() -> usize {
+    let before = TIMER_TICKS.load(Ordering::Relaxed);
+    let heap = HEAP.lock();
+    let deadline = mtime() + 100 * TIMER_INTERVAL;
+    while !timer_pending() {
+        assert!(mtime() < deadline, "the timer interrupt did not become pending");
+        core::hint::spin_loop();
+    }
+    heap.check_invariants().expect("invariants with the interrupt pending");
+    let during = TIMER_TICKS.load(Ordering::Relaxed);
+    drop(heap);
+    // Unlocking re-enabled interrupts, and the pending one was taken at once.
+    let after = TIMER_TICKS.load(Ordering::Relaxed);
+    assert_eq!(during, before, "the handler ran while the heap was locked");
+    assert!(after > before, "the pending interrupt was not taken at unlock");
+    1
 }
 
 fn check_oom(heap_size: usize) {

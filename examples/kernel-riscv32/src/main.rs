@@ -26,7 +26,13 @@ pub const NAME: &str = "kernel-riscv32";
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
     common::run_with(
-        &common::Config { vec_len: 100_000, map_len: 5000, realloc_rounds: 300, stress_ops: 20_000 },
+        &common::Config {
+            vec_len: 100_000,
+            map_len: 5000,
+            realloc_rounds: 300,
+            stress_ops: 20_000,
+            irq_ops: 200_000,
+        },
         high_half_checks,
     )
 }

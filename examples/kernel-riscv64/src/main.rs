@@ -18,5 +18,11 @@ pub const NAME: &str = "kernel-riscv64";
 
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
-    common::run(&common::Config { vec_len: 100_000, map_len: 5000, realloc_rounds: 300, stress_ops: 20_000 })
+    common::run(&common::Config {
+        vec_len: 100_000,
+        map_len: 5000,
+        realloc_rounds: 300,
+        stress_ops: 20_000,
+        irq_ops: 200_000,
+    })
 }
