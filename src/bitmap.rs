@@ -87,6 +87,26 @@ impl Bitmap {
         unsafe { *word &= !mask };
     }
 
+    /// The number of set bits in `0..bits`.
+    ///
+    /// # Safety
+    ///
+    /// `bits` must be at most the number of bits the bitmap was made for.
+    pub(crate) unsafe fn count(self, bits: usize) -> usize {
+        let mut n = 0;
+        for w in 0..bits / WORD_BITS {
+            // SAFETY: `w` is a whole word below `bits`.
+            n += unsafe { *self.words.add(w) }.count_ones() as usize;
+        }
+        let rest = bits % WORD_BITS;
+        if rest != 0 {
+            // SAFETY: the last, partial word is below `bits`.
+            let last = unsafe { *self.words.add(bits / WORD_BITS) };
+            n += (last & (usize::MAX >> (WORD_BITS - rest))).count_ones() as usize;
+        }
+        n
+    }
+
     /// Whether any bit in `start..end` is set.
     ///
     /// # Safety
@@ -138,6 +158,9 @@ mod tests {
             map.clear(bits - 1);
             assert!(!map.any(WORD_BITS + 1, bits));
             assert!(!map.get(bits - 1));
+            assert_eq!(map.count(bits), 4);
+            assert_eq!(map.count(WORD_BITS), 3);
+            assert_eq!(map.count(2), 2);
         }
         assert_eq!(words[0], 1 | 2 | 1 << (WORD_BITS - 1));
         assert_eq!(words[1], 1);

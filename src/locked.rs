@@ -10,6 +10,7 @@ use lock_api::RawMutex;
 use crate::error::HeapError;
 use crate::heap::{Heap, misuse_abort};
 use crate::lock::DefaultLock;
+use crate::order::Fit;
 
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
@@ -77,6 +78,12 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     /// The region must be valid for reads and writes for `'static`, and used by nothing else.
     pub const unsafe fn with_arena(arena: *mut u8, size: usize) -> Self {
         LockedHeap { inner: lock_api::Mutex::new(Inner { heap: Heap::new(), arena, arena_size: size }) }
+    }
+
+    /// An empty heap that sizes allocations with `fit` (see [`Fit`]).
+    pub const fn with_fit(fit: Fit) -> Self {
+        let inner = Inner { heap: Heap::with_fit(fit), arena: ptr::null_mut(), arena_size: 0 };
+        LockedHeap { inner: lock_api::Mutex::new(inner) }
     }
 
     /// Gives the heap its first region. See [`Heap::init`].

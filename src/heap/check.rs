@@ -104,10 +104,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 return fail("regions overlap or are out of order", region.cast_const().cast());
             }
             last_end = r.end;
-            for unit in 0..r.span >> MIN_SHIFT {
-                // SAFETY: `unit` is in the region.
-                free_bits += usize::from(unsafe { r.free.get(unit) });
-            }
+            // SAFETY: the bitmap covers the region's units.
+            free_bits += unsafe { r.free.count(r.span >> MIN_SHIFT) };
             region = r.next;
         }
         if free_bits != free_blocks {
