@@ -1,35 +1,51 @@
-//! The buddy-state bitmaps: one bit per minimum block, kept outside the blocks themselves.
+//! The buddy-state bitmap: two bits per minimum block ("unit"), kept outside the blocks.
 //!
-//! Each region has two of them, in its metadata:
+//! - [`Mark::Free`]: the unit is the first unit of a free block (on a free list). With the order
+//!   stored in the free block's node, this answers "is my buddy free, and of my order?" in O(1);
+//!   allocated data can never fake it, because the bit lives outside the block.
+//! - [`Mark::Alloc`]: the unit is the first unit of a live allocation (or of the region's
+//!   metadata). This catches a double free, or a pointer the heap never gave out, before anything
+//!   is changed.
 //!
-//! - `free`: the unit is the first unit of a free block (on a free list). With the order stored in
-//!   the free block's node, this answers "is my buddy free, and of my order?" in O(1); allocated
-//!   data can never fake it, because the bit lives outside the block.
-//! - `alloc`: the unit is the first unit of a live allocation (or of the region's metadata). This
-//!   catches a double free, or a pointer the heap never gave out, before anything is changed.
-//!
-//! Every other unit is inside a block that starts earlier. Two bits per unit cost 1/128 of a
-//! region on a 64-bit target (32-byte units) and 1/64 on a 32-bit one (16-byte units).
+//! Every other unit is inside a block that starts earlier. The two bits of a unit sit side by
+//! side in one word, so one load answers both questions. Two bits per unit cost 1/128 of a region
+//! on a 64-bit target (32-byte units) and 1/64 on a 32-bit one (16-byte units).
 
 use crate::order::WORD_BITS;
 
-/// A bitmap over `words` machine words, owned by a region.
+/// Units per bitmap word.
+const UNITS_PER_WORD: usize = WORD_BITS / 2;
+
+/// The free bits of every unit in a word.
+const FREE_BITS: usize = usize::MAX / 3;
+
+/// What a unit's bits say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Mark {
+    /// The unit starts a free block.
+    Free = 0b01,
+    /// The unit starts a live allocation (or the region's metadata).
+    Alloc = 0b10,
+}
+
+/// A two-bit-per-unit map over machine words, owned by a region.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bitmap {
     words: *mut usize,
 }
 
 impl Bitmap {
-    /// Words needed for `bits` bits.
-    pub(crate) const fn words_for(bits: usize) -> usize {
-        bits.div_ceil(WORD_BITS)
+    /// Words needed for `units` units.
+    pub(crate) const fn words_for(units: usize) -> usize {
+        units.div_ceil(UNITS_PER_WORD)
     }
 
-    /// A bitmap over the zeroed words at `words`.
+    /// A map over the words at `words`, all units cleared.
     ///
     /// # Safety
     ///
-    /// `words` must be valid for reads and writes of `len` words for as long as the bitmap is
+    /// `words` must be valid for reads and writes of `len` words for as long as the map is
     /// used, and used by nothing else.
     pub(crate) unsafe fn zeroed(words: *mut usize, len: usize) -> Self {
         // SAFETY: the caller gives `len` writable words.
@@ -37,96 +53,103 @@ impl Bitmap {
         Bitmap { words }
     }
 
-    /// The word holding bit `bit`, and the bit's mask in it.
+    /// The word holding unit `unit`, and the shift of the unit's two bits in it.
     ///
     /// # Safety
     ///
-    /// `bit` must be below the number of bits the bitmap was made for.
+    /// `unit` must be below the number of units the map was made for.
     #[inline(always)]
-    unsafe fn word(self, bit: usize) -> (*mut usize, usize) {
-        // SAFETY: the caller keeps `bit` in range, so the word is one of ours.
-        (unsafe { self.words.add(bit / WORD_BITS) }, 1 << (bit % WORD_BITS))
+    unsafe fn word(self, unit: usize) -> (*mut usize, u32) {
+        // SAFETY: the caller keeps `unit` in range, so the word is one of ours.
+        (unsafe { self.words.add(unit / UNITS_PER_WORD) }, (2 * (unit % UNITS_PER_WORD)) as u32)
     }
 
-    /// Whether bit `bit` is set.
+    /// Unit `unit`'s two bits: `Mark::Free`, `Mark::Alloc` or 0 (inside a block).
     ///
     /// # Safety
     ///
-    /// `bit` must be below the number of bits the bitmap was made for.
+    /// `unit` must be below the number of units the map was made for.
     #[inline(always)]
-    pub(crate) unsafe fn get(self, bit: usize) -> bool {
-        // SAFETY: the caller keeps `bit` in range.
-        let (word, mask) = unsafe { self.word(bit) };
-        // SAFETY: `word` is one of the bitmap's words.
-        unsafe { *word & mask != 0 }
+    pub(crate) unsafe fn bits(self, unit: usize) -> usize {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        (unsafe { *word } >> shift) & 0b11
     }
 
-    /// Sets bit `bit`.
+    /// Whether unit `unit` carries `mark`.
     ///
     /// # Safety
     ///
-    /// `bit` must be below the number of bits the bitmap was made for.
+    /// `unit` must be below the number of units the map was made for.
     #[inline(always)]
-    pub(crate) unsafe fn set(self, bit: usize) {
-        // SAFETY: the caller keeps `bit` in range.
-        let (word, mask) = unsafe { self.word(bit) };
-        // SAFETY: `word` is one of the bitmap's words.
-        unsafe { *word |= mask };
+    pub(crate) unsafe fn has(self, unit: usize, mark: Mark) -> bool {
+        // SAFETY: the caller keeps `unit` in range.
+        unsafe { self.bits(unit) & mark as usize != 0 }
     }
 
-    /// Clears bit `bit`.
+    /// Sets `mark` on unit `unit`.
     ///
     /// # Safety
     ///
-    /// `bit` must be below the number of bits the bitmap was made for.
+    /// `unit` must be below the number of units the map was made for.
     #[inline(always)]
-    pub(crate) unsafe fn clear(self, bit: usize) {
-        // SAFETY: the caller keeps `bit` in range.
-        let (word, mask) = unsafe { self.word(bit) };
-        // SAFETY: `word` is one of the bitmap's words.
-        unsafe { *word &= !mask };
+    pub(crate) unsafe fn set(self, unit: usize, mark: Mark) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word |= (mark as usize) << shift };
     }
 
-    /// The number of set bits in `0..bits`.
+    /// Clears `mark` on unit `unit`.
     ///
     /// # Safety
     ///
-    /// `bits` must be at most the number of bits the bitmap was made for.
-    pub(crate) unsafe fn count(self, bits: usize) -> usize {
-        let mut n = 0;
-        for w in 0..bits / WORD_BITS {
-            // SAFETY: `w` is a whole word below `bits`.
-            n += unsafe { *self.words.add(w) }.count_ones() as usize;
-        }
-        let rest = bits % WORD_BITS;
-        if rest != 0 {
-            // SAFETY: the last, partial word is below `bits`.
-            let last = unsafe { *self.words.add(bits / WORD_BITS) };
-            n += (last & (usize::MAX >> (WORD_BITS - rest))).count_ones() as usize;
-        }
-        n
+    /// `unit` must be below the number of units the map was made for.
+    #[inline(always)]
+    pub(crate) unsafe fn clear(self, unit: usize, mark: Mark) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word &= !((mark as usize) << shift) };
     }
 
-    /// Whether any bit in `start..end` is set.
+    /// Whether any unit in `start..end` carries a mark (starts a block or an allocation).
     ///
     /// # Safety
     ///
-    /// `start <= end`, and `end` must be at most the number of bits the bitmap was made for.
+    /// `start <= end`, and `end` must be at most the number of units the map was made for.
     pub(crate) unsafe fn any(self, start: usize, end: usize) -> bool {
-        let mut bit = start;
-        while bit < end {
-            let in_word = bit % WORD_BITS;
-            let take = (WORD_BITS - in_word).min(end - bit);
-            let mask = (usize::MAX >> (WORD_BITS - take)) << in_word;
-            // SAFETY: `bit < end`, so its word is in range.
-            let (word, _) = unsafe { self.word(bit) };
-            // SAFETY: `word` is one of the bitmap's words.
+        let mut unit = start;
+        while unit < end {
+            let in_word = unit % UNITS_PER_WORD;
+            let take = (UNITS_PER_WORD - in_word).min(end - unit);
+            let mask = (usize::MAX >> (WORD_BITS - 2 * take)) << (2 * in_word);
+            // SAFETY: `unit < end`, so its word is in range.
+            let (word, _) = unsafe { self.word(unit) };
+            // SAFETY: `word` is one of the map's words.
             if unsafe { *word } & mask != 0 {
                 return true;
             }
-            bit += take;
+            unit += take;
         }
         false
+    }
+
+    /// The number of units in `0..units` that start a free block.
+    ///
+    /// # Safety
+    ///
+    /// `units` must be at most the number of units the map was made for.
+    pub(crate) unsafe fn count_free(self, units: usize) -> usize {
+        let mut n = 0;
+        for w in 0..Self::words_for(units) {
+            // SAFETY: `w` covers units below `units` (rounded up to the word, which is ours).
+            let word = unsafe { *self.words.add(w) } & FREE_BITS;
+            let valid = (units - w * UNITS_PER_WORD).min(UNITS_PER_WORD);
+            n += (word & (usize::MAX >> (WORD_BITS - 2 * valid))).count_ones() as usize;
+        }
+        n
     }
 }
 
@@ -135,42 +158,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_get_clear() {
+    fn marks_are_independent() {
         let mut words = [usize::MAX; 3];
-        // SAFETY: three words, used only through the bitmap.
+        // SAFETY: three words, used only through the map.
         let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), 3) };
-        let bits = 3 * WORD_BITS;
-        for bit in [0, 1, WORD_BITS - 1, WORD_BITS, bits - 1] {
-            // SAFETY: `bit < bits`.
+        let units = 3 * UNITS_PER_WORD;
+        for unit in [0, 1, UNITS_PER_WORD - 1, UNITS_PER_WORD, units - 1] {
+            // SAFETY: `unit < units`.
             unsafe {
-                assert!(!map.get(bit));
-                map.set(bit);
-                assert!(map.get(bit));
-                assert!(map.any(bit, bit + 1));
-                assert!(!map.any(bit, bit));
+                assert_eq!(map.bits(unit), 0);
+                map.set(unit, Mark::Free);
+                assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));
+                map.set(unit, Mark::Alloc);
+                map.clear(unit, Mark::Free);
+                assert!(!map.has(unit, Mark::Free) && map.has(unit, Mark::Alloc));
+                assert!(map.any(unit, unit + 1));
+                assert!(!map.any(unit, unit));
+                map.clear(unit, Mark::Alloc);
+                assert_eq!(map.bits(unit), 0);
+                map.set(unit, Mark::Free);
             }
         }
         // SAFETY: in range.
         unsafe {
-            assert!(!map.any(2, WORD_BITS - 1));
-            assert!(map.any(2, WORD_BITS));
-            assert!(map.any(WORD_BITS + 1, bits));
-            map.clear(bits - 1);
-            assert!(!map.any(WORD_BITS + 1, bits));
-            assert!(!map.get(bits - 1));
-            assert_eq!(map.count(bits), 4);
-            assert_eq!(map.count(WORD_BITS), 3);
-            assert_eq!(map.count(2), 2);
+            assert!(!map.any(2, UNITS_PER_WORD - 1));
+            assert!(map.any(2, UNITS_PER_WORD));
+            assert!(map.any(UNITS_PER_WORD + 1, units));
+            assert_eq!(map.count_free(units), 5);
+            assert_eq!(map.count_free(UNITS_PER_WORD), 3);
+            assert_eq!(map.count_free(2), 2);
+            map.set(7, Mark::Alloc);
+            assert_eq!(map.count_free(units), 5);
+            map.clear(units - 1, Mark::Free);
+            assert!(!map.any(UNITS_PER_WORD + 1, units));
         }
-        assert_eq!(words[0], 1 | 2 | 1 << (WORD_BITS - 1));
-        assert_eq!(words[1], 1);
+        assert_eq!(words[0], 0b01 | 0b0100 | 0b10 << 14 | 0b01 << (WORD_BITS - 2));
     }
 
     #[test]
     fn words_for() {
         assert_eq!(Bitmap::words_for(0), 0);
         assert_eq!(Bitmap::words_for(1), 1);
-        assert_eq!(Bitmap::words_for(WORD_BITS), 1);
-        assert_eq!(Bitmap::words_for(WORD_BITS + 1), 2);
+        assert_eq!(Bitmap::words_for(UNITS_PER_WORD), 1);
+        assert_eq!(Bitmap::words_for(UNITS_PER_WORD + 1), 2);
     }
 }

@@ -4,6 +4,7 @@ use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
+use crate::bitmap::Mark;
 use crate::error::{AllocError, FreeError, HeapError};
 use crate::free_list::FreeList;
 use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
@@ -240,7 +241,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: `pop_block` returns a live region and an address inside it.
         let region = unsafe { &*region };
         // SAFETY: `addr` is in the region.
-        unsafe { region.alloc.set(region.unit(addr)) };
+        unsafe { region.map.set(region.unit(addr), Mark::Alloc) };
         self.allocated_bytes += request.bytes();
         self.requested_bytes += layout.size();
         self.allocations += 1;
@@ -288,9 +289,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let (region, request) = self.check_live(ptr, layout)?;
         let addr = ptr.as_ptr().addr();
         // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
-        unsafe { (*region).alloc.clear((*region).unit(addr)) };
-        // SAFETY: the allocation's units are ours again and on no list.
-        unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+        unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
+        if request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0 {
+            // SAFETY: the allocation is one whole, aligned block (always, with `PowerOfTwo`; an
+            // exact allocation that grew in place may not be), ours again and on no list.
+            unsafe { self.free_block(region, addr, request.order, request.order) };
+        } else {
+            // SAFETY: the allocation's units are ours again and on no list.
+            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+        }
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();
         self.allocations -= 1;
@@ -478,11 +485,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         let unit = region.unit(addr);
         // SAFETY: `unit` is in the region.
-        let (alloc, free) = unsafe { (region.alloc.get(unit), region.free.get(unit)) };
-        if free {
+        let bits = unsafe { region.map.bits(unit) };
+        if bits == Mark::Free as usize {
             return Err(FreeError::DoubleFree { ptr: p });
         }
-        if !alloc || addr == region.meta {
+        if bits != Mark::Alloc as usize || addr == region.meta {
             return Err(FreeError::NotAllocated { ptr: p });
         }
         // The allocation ends where the next block or allocation starts (or at the metadata),
@@ -494,15 +501,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         let end_unit = unit + request.units;
         // SAFETY: `end_unit` is in the region: the allocation ends at or before the metadata.
-        if unsafe { !region.alloc.get(end_unit) && !region.free.get(end_unit) } {
+        if unsafe { region.map.bits(end_unit) } == 0 {
             return Err(wrong);
         }
         // Debug builds also check that nothing else starts inside the allocation, which catches
         // every layout larger than the allocation.
         if cfg!(debug_assertions) {
             // SAFETY: the range is inside the region.
-            let inside =
-                unsafe { region.alloc.any(unit + 1, end_unit) || region.free.any(unit + 1, end_unit) };
+            let inside = unsafe { region.map.any(unit + 1, end_unit) };
             if inside {
                 return Err(wrong);
             }
@@ -530,7 +536,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         unsafe { self.lists[order].push(r.node(addr), order, region) };
         self.avail |= 1 << order;
         // SAFETY: `addr` is in the region.
-        unsafe { r.free.set(r.unit(addr)) };
+        unsafe { r.map.set(r.unit(addr), Mark::Free) };
     }
 
     /// Takes the free block at `addr` off list `order`, wherever it is.
@@ -549,7 +555,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             self.avail &= !(1 << order);
         }
         // SAFETY: `addr` is in the region.
-        unsafe { r.free.clear(r.unit(addr)) };
+        unsafe { r.map.clear(r.unit(addr), Mark::Free) };
     }
 
     /// Takes the first block off list `order` and returns its region and address.
@@ -569,7 +575,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let region = unsafe { (*node).region };
         let addr = node.addr();
         // SAFETY: as above.
-        unsafe { (*region).free.clear((*region).unit(addr)) };
+        unsafe { (*region).map.clear((*region).unit(addr), Mark::Free) };
         (region, addr)
     }
 
@@ -678,7 +684,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let mut at = old_end;
         while at < new_end {
             // SAFETY: `contains` keeps the unit in range; a set free bit means a valid node.
-            if !r.contains(at) || !unsafe { r.free.get(r.unit(at)) } {
+            if !r.contains(at) || !unsafe { r.map.has(r.unit(at), Mark::Free) } {
                 return Err(AllocError::OutOfMemory);
             }
             // SAFETY: as above.

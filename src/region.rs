@@ -1,14 +1,14 @@
 //! Regions: the spans of memory a heap manages, each with its own metadata.
 //!
 //! A region `[start, end)` given by the user is trimmed to whole minimum blocks ("units")
-//! `[lo, lo + span)`. Its metadata (this header and the two buddy-state bitmaps) sits in the
+//! `[lo, lo + span)`. Its metadata (this header and the buddy-state bitmap) sits in the
 //! region's top units, marked as a permanent allocation, so the bottom of the region (usually the
 //! best aligned part) is left for large blocks. The rest is cut into the largest naturally aligned
 //! blocks that fit.
 
 use core::mem::size_of;
 
-use crate::bitmap::Bitmap;
+use crate::bitmap::{Bitmap, Mark};
 use crate::error::HeapError;
 use crate::free_list::FreeNode;
 use crate::order::{MIN_BLOCK, MIN_SHIFT, WORD_BITS, align_down, align_up};
@@ -29,17 +29,15 @@ pub(crate) struct Region {
     /// Address of the metadata (this header): the units from here to `lo + span` are not for
     /// allocation.
     pub(crate) meta: usize,
-    /// Units starting a free block.
-    pub(crate) free: Bitmap,
-    /// Units starting a live allocation or the metadata.
-    pub(crate) alloc: Bitmap,
+    /// What each unit starts: a free block, an allocation, or nothing.
+    pub(crate) map: Bitmap,
     /// The next region, by address, or null.
     pub(crate) next: *mut Region,
 }
 
-/// Units of metadata for a region of `units` units: the header and two bitmaps.
+/// Units of metadata for a region of `units` units: the header and the bitmap.
 const fn meta_units(units: usize) -> usize {
-    let bytes = size_of::<Region>() + 2 * Bitmap::words_for(units) * size_of::<usize>();
+    let bytes = size_of::<Region>() + Bitmap::words_for(units) * size_of::<usize>();
     bytes.div_ceil(MIN_BLOCK)
 }
 
@@ -83,9 +81,9 @@ impl Region {
         let header = unsafe { start.add(meta - start_addr) }.cast::<Region>();
         // SAFETY: `header` is aligned to a unit, which is at least a word.
         let maps = unsafe { header.add(1) }.cast::<usize>();
-        // SAFETY: the metadata units hold the header and `2 * words` words after it (that is
-        // how `meta_units` sized them), all inside the user's range, which is ours.
-        let (free, alloc) = unsafe { (Bitmap::zeroed(maps, words), Bitmap::zeroed(maps.add(words), words)) };
+        // SAFETY: the metadata units hold the header and `words` words after it (that is how
+        // `meta_units` sized them), all inside the user's range, which is ours.
+        let map = unsafe { Bitmap::zeroed(maps, words) };
         let region = Region {
             base: start,
             start: start_addr,
@@ -93,14 +91,13 @@ impl Region {
             lo,
             span: hi - lo,
             meta,
-            free,
-            alloc,
+            map,
             next: core::ptr::null_mut(),
         };
         // SAFETY: the header's units are ours and aligned for a `Region`.
         unsafe { header.write(region) };
         // SAFETY: the metadata's first unit is inside the bitmap (`meta < hi`).
-        unsafe { alloc.set((meta - lo) >> MIN_SHIFT) };
+        unsafe { map.set((meta - lo) >> MIN_SHIFT, Mark::Alloc) };
         Ok(header)
     }
 
@@ -158,7 +155,7 @@ impl Region {
         // SAFETY: `holds` keeps the unit in range; a set `free` bit means a valid node (the
         // caller's invariant).
         self.holds(addr, size)
-            && unsafe { self.free.get(self.unit(addr)) }
+            && unsafe { self.map.has(self.unit(addr), Mark::Free) }
             && unsafe { (*self.node(addr)).order } == order
     }
 }
@@ -192,8 +189,9 @@ mod tests {
         assert_eq!(region.addr(), r.meta);
         // SAFETY: in range.
         unsafe {
-            assert!(r.alloc.get(r.unit(r.meta)));
-            assert!(!r.free.any(0, r.unit(r.top() - MIN_BLOCK) + 1));
+            assert!(r.map.has(r.unit(r.meta), Mark::Alloc));
+            assert!(!r.map.any(0, r.unit(r.meta)));
+            assert_eq!(r.map.count_free(r.unit(r.top() - MIN_BLOCK) + 1), 0);
         }
         assert!(r.holds(r.lo, MIN_BLOCK));
         assert!(!r.holds(r.lo - MIN_BLOCK, MIN_BLOCK));

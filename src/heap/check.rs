@@ -1,6 +1,7 @@
 //! The invariant checker: a full walk of every free list, region and bitmap.
 
 use super::Heap;
+use crate::bitmap::Mark;
 use crate::error::Corruption;
 use crate::free_list::FreeNode;
 use crate::order::{MIN_SHIFT, block_size};
@@ -65,15 +66,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 }
                 let unit = r.unit(addr);
                 // SAFETY: the block is inside the region.
-                let (free, alloc) = unsafe { (r.free.get(unit), r.alloc.get(unit)) };
-                if !free || alloc {
+                if unsafe { r.map.bits(unit) } != Mark::Free as usize {
                     return fail("free block not marked free", at.cast());
                 }
                 // SAFETY: the block is inside the region.
-                if unsafe {
-                    r.free.any(unit + 1, unit + (size >> MIN_SHIFT))
-                        || r.alloc.any(unit + 1, unit + (size >> MIN_SHIFT))
-                } {
+                if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
                     return fail("free block overlaps another block", at.cast());
                 }
                 if order < Self::MAX_ORDER {
@@ -105,7 +102,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
             last_end = r.end;
             // SAFETY: the bitmap covers the region's units.
-            free_bits += unsafe { r.free.count(r.span >> MIN_SHIFT) };
+            free_bits += unsafe { r.map.count_free(r.span >> MIN_SHIFT) };
             region = r.next;
         }
         if free_bits != free_blocks {
