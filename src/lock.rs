@@ -3,7 +3,7 @@
 //! | Lock | Safe when an interrupt handler allocates? | Targets |
 //! |---|---|---|
 //! | [`SpinLock`] (the default where the target has compare-and-swap) | **No**: a handler that interrupts the lock holder spins forever | every target with CAS |
-//! | [`CriticalSectionLock`] (feature `critical-section`; the default on targets without CAS) | Yes, single- and multi-core, through the [`critical-section`](https://docs.rs/critical-section) implementation the program links | every target |
+//! | `CriticalSectionLock` (feature `critical-section`; the default on targets without CAS) | Yes, single- and multi-core, through the [`critical-section`](https://docs.rs/critical-section) implementation the program links | every target |
 //! | your own `RawMutex`, e.g. a kernel's spinlock that saves and disables interrupts | as you make it | any |
 
 /// A spinlock from the [`spin`] crate. It does not disable interrupts.
@@ -11,7 +11,7 @@
 pub type SpinLock = spin::mutex::SpinMutex<()>;
 
 /// The lock `LockedHeap` uses when none is named: [`SpinLock`] where the target has
-/// compare-and-swap, [`CriticalSectionLock`] where it does not (e.g. `thumbv6m-none-eabi`).
+/// compare-and-swap, `CriticalSectionLock` (feature `critical-section`) where it does not (e.g. `thumbv6m-none-eabi`).
 #[cfg(target_has_atomic = "8")]
 pub type DefaultLock = SpinLock;
 

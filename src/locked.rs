@@ -15,7 +15,7 @@ use crate::order::Fit;
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
 /// `R` is any [`lock_api::RawMutex`]; by default the spinlock [`SpinLock`](crate::SpinLock)
-/// (or [`CriticalSectionLock`](crate::CriticalSectionLock) on targets without compare-and-swap).
+/// (or `CriticalSectionLock` (feature `critical-section`) on targets without compare-and-swap).
 /// Every allocation returns null until memory is added with [`LockedHeap::init`] (or the arena
 /// of [`heap_with_arena!`](crate::heap_with_arena) is claimed on first use).
 ///
@@ -23,7 +23,7 @@ use crate::order::Fit;
 ///
 /// The default spinlock does not disable interrupts. If an interrupt handler allocates or frees
 /// while the interrupted code holds the lock, the handler spins forever. If handlers allocate,
-/// use [`CriticalSectionLock`](crate::CriticalSectionLock) or a lock of your own that disables
+/// use `CriticalSectionLock` (feature `critical-section`) or a lock of your own that disables
 /// interrupts (see the README's "Locks and interrupts").
 ///
 /// # Examples
