@@ -279,7 +279,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// As [`Heap::dealloc`]. The checks catch double frees and foreign pointers, and most wrong
     /// layouts (in debug builds, every layout larger than the allocation), but not every
     /// violation: for example, freeing with a layout that is smaller than the allocation but in
-    /// the same number of minimum blocks is not seen.
+    /// the same number of minimum blocks is not seen. A double free of a block that has since
+    /// merged into a free block below it is reported as [`FreeError::NotAllocated`] (its start is
+    /// now inside a free block), not [`FreeError::DoubleFree`]; either way nothing is changed.
     ///
     /// # Errors
     ///

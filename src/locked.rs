@@ -227,10 +227,19 @@ macro_rules! heap_with_arena {
         $crate::heap_with_arena!($size, $orders, $crate::DefaultLock)
     };
     ($size:expr, $orders:expr, $lock:ty) => {{
+        // The size is evaluated once, before the items below exist, so the caller's names (even
+        // one called like them) are never shadowed.
+        const __ALLOC_BUDDY_SIMPLE_SIZE: usize = $size;
         #[repr(C, align(4096))]
-        struct Arena([u8; $size]);
-        static mut ARENA: Arena = Arena([0; $size]);
-        // SAFETY: `ARENA` is private to this expansion, which makes exactly one heap.
-        unsafe { $crate::LockedHeap::<$orders, $lock>::with_arena((&raw mut ARENA).cast::<u8>(), $size) }
+        struct __AllocBuddySimpleArena([u8; __ALLOC_BUDDY_SIMPLE_SIZE]);
+        static mut __ALLOC_BUDDY_SIMPLE_ARENA: __AllocBuddySimpleArena =
+            __AllocBuddySimpleArena([0; __ALLOC_BUDDY_SIMPLE_SIZE]);
+        // SAFETY: the arena is private to this expansion, which makes exactly one heap.
+        unsafe {
+            $crate::LockedHeap::<$orders, $lock>::with_arena(
+                (&raw mut __ALLOC_BUDDY_SIMPLE_ARENA).cast::<u8>(),
+                __ALLOC_BUDDY_SIMPLE_SIZE,
+            )
+        }
     }};
 }

@@ -137,3 +137,19 @@ fn user_lock_is_used_for_every_operation() {
     assert_eq!(guard.stats(), before);
     assert_eq!(guard.stats().allocations, 0);
 }
+
+#[test]
+fn arena_macro_does_not_capture_the_callers_names() {
+    // A caller's constant named like the macro's own items must still be the size.
+    const ARENA: usize = 1 << 16;
+    static HEAP: LockedHeap = alloc_buddy_simple::heap_with_arena!(ARENA);
+    let layout = Layout::from_size_align(100, 8).unwrap();
+    // SAFETY: non-zero size.
+    let p = unsafe { HEAP.alloc(layout) };
+    assert!(!p.is_null());
+    // SAFETY: allocated above with `layout`.
+    unsafe { HEAP.dealloc(p, layout) };
+    let stats = HEAP.lock().stats();
+    assert_eq!(stats.regions, 1);
+    assert!(stats.total_bytes > ARENA / 2 && stats.total_bytes < ARENA);
+}
