@@ -733,14 +733,17 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    /// A leaked, page-aligned 1 MiB arena.
+    /// Bytes in a test arena: smaller under Miri, which interprets every step.
+    const ARENA: usize = if cfg!(miri) { 64 << 10 } else { 1 << 20 };
+
+    /// A leaked, page-aligned arena.
     fn arena() -> &'static mut [MaybeUninit<u8>] {
-        let layout = Layout::from_size_align(1 << 20, 4096).unwrap();
+        let layout = Layout::from_size_align(ARENA, 4096).unwrap();
         // SAFETY: the layout has a non-zero size.
         let mem = unsafe { std::alloc::alloc(layout) };
         assert!(!mem.is_null());
-        // SAFETY: `mem` holds `1 << 20` bytes and is never freed, so it is `'static`.
-        unsafe { core::slice::from_raw_parts_mut(mem.cast(), 1 << 20) }
+        // SAFETY: `mem` holds `ARENA` bytes and is never freed, so it is `'static`.
+        unsafe { core::slice::from_raw_parts_mut(mem.cast(), ARENA) }
     }
 
     fn layout(size: usize, align: usize) -> Layout {
@@ -765,7 +768,7 @@ mod tests {
             let fresh = heap.stats();
             let mut live = Vec::new();
             for i in 1..if cfg!(miri) { 40 } else { 200usize } {
-                let l = layout(i * 7 % 900 + 1, 1 << (i % 7));
+                let l = layout(i * 7 % if cfg!(miri) { 200 } else { 900 } + 1, 1 << (i % 7));
                 let p = heap.alloc(l).unwrap();
                 assert_eq!(p.as_ptr().addr() % l.align(), 0);
                 assert!(p.as_ptr().addr() >= base);

@@ -221,12 +221,13 @@ mod tests {
         assert!(Request::new(layout(block_size(7), 1), Fit::Exact, max).is_some());
         assert!(Request::new(layout(block_size(7) + 1, 1), Fit::Exact, max).is_none());
         assert!(Request::new(layout(1, block_size(8)), Fit::Exact, max).is_none());
+        // The largest layout there is needs the largest order the address space allows.
         let huge = layout(isize::MAX as usize, 1);
-        assert!(Request::new(huge, Fit::Exact, max_order(40)).is_none());
-        assert!(Request::new(huge, Fit::Exact, max_order(64)).is_some());
-        let huge_align = layout(1, 1 << 40);
-        assert!(Request::new(huge_align, Fit::Exact, max_order(64)).is_some());
-        assert!(Request::new(huge_align, Fit::Exact, max_order(32)).is_none());
+        assert_eq!(Request::new(huge, Fit::Exact, ORDER_LIMIT).unwrap().order, ORDER_LIMIT);
+        assert!(Request::new(huge, Fit::Exact, ORDER_LIMIT - 1).is_none());
+        let big_align = layout(1, block_size(10));
+        assert_eq!(Request::new(big_align, Fit::Exact, 10).unwrap().order, 10);
+        assert!(Request::new(big_align, Fit::Exact, 9).is_none());
     }
 
     #[test]

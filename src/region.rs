@@ -166,10 +166,14 @@ mod tests {
 
     #[test]
     fn metadata_is_small() {
-        // 1 MiB of units: two bits per unit plus a header, at most 1/64 of the region.
+        // 1 MiB of units: two bits per unit (1/128 of the region on 64-bit targets, 1/64 on
+        // 32-bit ones) plus the header.
         let units = (1 << 20) / MIN_BLOCK;
         let meta = meta_units(units) * MIN_BLOCK;
-        assert!(meta <= (1 << 20) / 64, "{meta} bytes of metadata per MiB");
+        let bits = (1 << 20) / MIN_BLOCK * 2 / 8;
+        assert!(meta <= bits + size_of::<Region>() + MIN_BLOCK, "{meta} bytes of metadata per MiB");
+        assert!(bits <= (1 << 20) / 64);
+        assert!(size_of::<Region>() == 8 * size_of::<usize>());
         const { assert!(MIN_REGION <= 1024) };
     }
 
