@@ -173,7 +173,7 @@ mod tests {
         let bits = (1 << 20) / MIN_BLOCK * 2 / 8;
         assert!(meta <= bits + size_of::<Region>() + MIN_BLOCK, "{meta} bytes of metadata per MiB");
         assert!(bits <= (1 << 20) / 64);
-        assert!(size_of::<Region>() == 8 * size_of::<usize>());
+        assert_eq!(size_of::<Region>(), size_of::<[usize; 8]>());
         const { assert!(MIN_REGION <= 1024) };
     }
 
