@@ -228,17 +228,20 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if found == 0 {
             self.coalesce();
             found = self.avail & (usize::MAX << request.order);
-            if found == 0 {
-                return Err(AllocError::OutOfMemory);
-            }
         }
-        let order = found.trailing_zeros() as usize;
-        // SAFETY: bit `order` of `avail` is set, so list `order` holds a block.
-        let (region, addr) = unsafe { self.pop_block(order) };
-        // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
-        // because `order >= request.order`.
-        unsafe { self.split(region, addr, order, request.units) };
-        // SAFETY: `pop_block` returns a live region and an address inside it.
+        let (region, addr) = if found != 0 {
+            let order = found.trailing_zeros() as usize;
+            // SAFETY: bit `order` of `avail` is set, so list `order` holds a block.
+            let (region, addr) = unsafe { self.pop_block(order) };
+            // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
+            // because `order >= request.order`.
+            unsafe { self.split(region, addr, order, request.units) };
+            (region, addr)
+        } else {
+            let align_order = layout.align().trailing_zeros().saturating_sub(MIN_SHIFT) as usize;
+            self.take_run(request, align_order).ok_or(AllocError::OutOfMemory)?
+        };
+        // SAFETY: both paths return a live region and an address inside it.
         let region = unsafe { &*region };
         // SAFETY: `addr` is in the region.
         unsafe { region.map.set(region.unit(addr), Mark::Alloc) };
@@ -679,36 +682,83 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         old_end: usize,
         new_end: usize,
     ) -> Result<(), AllocError> {
+        // SAFETY: `region` is live (caller). A free block that contains `old_end` starts there,
+        // because the units before it are allocated.
+        if !unsafe { (*region).run_is_free(old_end, new_end) } {
+            return Err(AllocError::OutOfMemory);
+        }
+        // SAFETY: just checked.
+        unsafe { self.absorb(region, old_end, new_end) };
+        Ok(())
+    }
+
+    /// Serves a request that no single free block can hold, from a free block of a lower order
+    /// followed by free blocks that reach the request's end (a "run"), when memory is too
+    /// fragmented for the usual path. It looks at the first [`RUN_CANDIDATES`] blocks of each of
+    /// the [`RUN_DEPTH`] orders below the request's, so it stays O(`ORDERS`).
+    ///
+    /// `dealloc` frees a run like any allocation: by cutting its range into naturally aligned
+    /// blocks, so nothing else needs to know.
+    fn take_run(&mut self, request: Request, align_order: usize) -> Option<(*mut Region, usize)> {
+        let lowest = request.order.saturating_sub(RUN_DEPTH).max(align_order);
+        for order in (lowest..request.order).rev() {
+            let mut node = self.lists[order].head();
+            for _ in 0..RUN_CANDIDATES {
+                if node.is_null() {
+                    break;
+                }
+                // SAFETY: a node on a list is a valid free block of a live region.
+                let (region, next) = unsafe { ((*node).region, (*node).next) };
+                let start = node.addr();
+                let from = start + block_size(order);
+                // `order < request.order`, so the request is longer than this block.
+                if let Some(end) = start.checked_add(request.bytes()) {
+                    // SAFETY: `region` is live; the blocks of a run are free and ours once taken.
+                    if unsafe { (*region).run_is_free(from, end) } {
+                        // SAFETY: the block at `start` is on list `order`; the rest was checked.
+                        unsafe {
+                            self.take_block(region, start, order);
+                            self.absorb(region, from, end);
+                        }
+                        return Some((region, start));
+                    }
+                }
+                node = next;
+            }
+        }
+        None
+    }
+
+    /// Takes the free blocks that cover `[from, end)` off their lists, and gives back what the
+    /// last one has beyond `end`.
+    ///
+    /// # Safety
+    ///
+    /// [`Region::run_is_free`] must hold for `from..end` in `region`.
+    unsafe fn absorb(&mut self, region: *mut Region, from: usize, end: usize) {
         // SAFETY: `region` is live (caller).
         let r = unsafe { &*region };
-        // Look first: every block in the way must be free. A free block that contains `old_end`
-        // starts there, because the units before it are allocated.
-        let mut at = old_end;
-        while at < new_end {
-            // SAFETY: `contains` keeps the unit in range; a set free bit means a valid node.
-            if !r.contains(at) || !unsafe { r.map.has(r.unit(at), Mark::Free) } {
-                return Err(AllocError::OutOfMemory);
-            }
-            // SAFETY: as above.
-            at += block_size(unsafe { (*r.node(at)).order });
-        }
-        // Then take them, and give back what the last one has beyond `new_end`.
-        let mut at = old_end;
-        while at < new_end {
-            // SAFETY: checked above: a free block starts at `at`.
+        let mut at = from;
+        while at < end {
+            // SAFETY: a free block starts at `at` (caller).
             let order = unsafe { (*r.node(at)).order };
             // SAFETY: as above.
             unsafe { self.take_block(region, at, order) };
             let next = at + block_size(order);
-            if next > new_end {
-                // SAFETY: the block is ours now; keep its first units up to `new_end`.
-                unsafe { self.split(region, at, order, (new_end - at) >> MIN_SHIFT) };
+            if next > end {
+                // SAFETY: the block is ours now; keep its first units up to `end`.
+                unsafe { self.split(region, at, order, (end - at) >> MIN_SHIFT) };
             }
             at = next;
         }
-        Ok(())
     }
 }
+
+/// Free blocks per order that [`Heap::take_run`] looks at.
+const RUN_CANDIDATES: usize = 4;
+
+/// Orders below a request's where [`Heap::take_run`] looks for the start of a run.
+const RUN_DEPTH: usize = 2;
 
 /// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
 /// function, so it aborts rather than unwinds when it reaches a caller that cannot unwind (a

@@ -144,6 +144,25 @@ impl Region {
         self.ptr(addr).cast()
     }
 
+    /// Whether free blocks tile `[from, end)`, each starting where the last one ended (the last
+    /// may reach past `end`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Region::is_free_block`].
+    pub(crate) unsafe fn run_is_free(&self, from: usize, end: usize) -> bool {
+        let mut at = from;
+        while at < end {
+            // SAFETY: `contains` keeps the unit in range; a set free bit means a valid node.
+            if !self.contains(at) || !unsafe { self.map.has(self.unit(at), Mark::Free) } {
+                return false;
+            }
+            // SAFETY: as above; blocks lie inside the region, so this does not overflow.
+            at += crate::order::block_size(unsafe { (*self.node(at)).order });
+        }
+        true
+    }
+
     /// Whether a free block of order `order` and size `size` starts at `addr`.
     ///
     /// # Safety

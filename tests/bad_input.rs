@@ -44,8 +44,10 @@ fn alloc_before_any_region_is_out_of_memory() {
     for l in [layout(1, 1), layout(0, 1), layout(4096, 4096)] {
         assert_eq!(heap.alloc(l), Err(AllocError::OutOfMemory));
     }
-    // Too large is unsatisfiable even with no memory at all.
-    assert_eq!(heap.alloc(layout(Heap::<32>::MAX_BLOCK + 1, 1)), Err(AllocError::Unsatisfiable));
+    // Too large is unsatisfiable even with no memory at all. (With fewer orders, so that the
+    // layout is valid on 32-bit targets too, where `Heap<32>` covers every valid layout.)
+    let mut small: Heap<20> = Heap::new();
+    assert_eq!(small.alloc(layout(Heap::<20>::MAX_BLOCK + 1, 1)), Err(AllocError::Unsatisfiable));
     let s = heap.stats();
     assert_eq!((s.regions, s.total_bytes, s.free_bytes, s.largest_free_block), (0, 0, 0, 0));
     heap.check_invariants().unwrap();
@@ -59,20 +61,36 @@ fn too_large_size_or_alignment_is_unsatisfiable() {
     let (mut heap, _) = small_heap::<32>(Fit::Exact);
     let fresh = heap.stats();
     let max = Heap::<32>::MAX_BLOCK;
-    assert_eq!(max, MIN << 31);
-    for l in [
-        layout(max + 1, 1),
-        layout(1, max * 2),
-        layout(isize::MAX as usize, 1),
-        layout(isize::MAX as usize - 4095, 4096),
-        layout(0, 1 << 62),
-    ] {
+    assert_eq!(max, MIN << Heap::<32>::MAX_ORDER);
+    if cfg!(target_pointer_width = "64") {
+        assert_eq!(Heap::<32>::MAX_ORDER, 31);
+    }
+    // On 32-bit targets the largest block is 2 GiB, past `isize::MAX`, so no valid layout is too
+    // large for `Heap<32>` and the list below is empty there.
+    let candidates = [
+        (max.wrapping_add(1), 1),
+        (1, max.wrapping_mul(2)),
+        (isize::MAX as usize, 1),
+        (isize::MAX as usize - 4095, 4096),
+        (0, 1 << (usize::BITS - 2)),
+    ];
+    let too_large = candidates.iter().filter_map(|&(size, align)| Layout::from_size_align(size, align).ok());
+    let mut tried = 0;
+    for l in too_large.filter(|l| l.size() > max || l.align() > max) {
         assert_eq!(heap.alloc(l), Err(AllocError::Unsatisfiable), "{l:?}");
         assert_eq!(heap.stats(), fresh);
+        tried += 1;
     }
-    // The largest block is satisfiable in principle: only memory is missing.
-    assert_eq!(heap.alloc(layout(max, 1)), Err(AllocError::OutOfMemory));
-    assert_eq!(heap.alloc(layout(1, max)), Err(AllocError::OutOfMemory));
+    assert_eq!(tried, if cfg!(target_pointer_width = "64") { candidates.len() } else { 0 });
+    // The largest block is satisfiable in principle: only memory is missing. (On 32-bit targets
+    // a 2 GiB layout is not valid, so this is checked on 64-bit ones.)
+    for (size, align) in [(max, 1), (1, max)] {
+        if let Ok(l) = Layout::from_size_align(size, align) {
+            assert_eq!(heap.alloc(l), Err(AllocError::OutOfMemory));
+        } else {
+            assert!(cfg!(target_pointer_width = "32"));
+        }
+    }
     assert_eq!(heap.stats(), fresh);
     heap.check_invariants().unwrap();
 }
@@ -113,17 +131,17 @@ fn small_orders_limit_the_largest_block() {
     assert_eq!(heap.stats(), fresh);
 }
 
-#[cfg(target_pointer_width = "64")]
 #[test]
-fn sixty_four_orders_are_capped_by_the_address_space() {
+fn orders_up_to_the_word_size_are_capped_by_the_address_space() {
     // The largest block is the largest power of two a usize holds.
-    assert_eq!(Heap::<64>::MAX_BLOCK, 1 << 63);
-    assert_eq!(Heap::<64>::MAX_ORDER, 63 - MIN.trailing_zeros() as usize);
-    let (mut heap, _) = small_heap::<64>(Fit::Exact);
+    const N: usize = usize::BITS as usize;
+    assert_eq!(Heap::<N>::MAX_BLOCK, 1 << (usize::BITS - 1));
+    assert_eq!(Heap::<N>::MAX_ORDER, N - 1 - MIN.trailing_zeros() as usize);
+    let (mut heap, _) = small_heap::<N>(Fit::Exact);
     heap.check_invariants().unwrap();
     // Nothing a Layout can describe is unsatisfiable; it is only out of memory.
     assert_eq!(heap.alloc(layout(isize::MAX as usize, 1)), Err(AllocError::OutOfMemory));
-    assert_eq!(heap.alloc(layout(1, 1 << 62)), Err(AllocError::OutOfMemory));
+    assert_eq!(heap.alloc(layout(1, 1 << (usize::BITS - 2))), Err(AllocError::OutOfMemory));
     let l = layout(100, 8);
     let p = heap.alloc(l).unwrap();
     // SAFETY: `p` is live with `l`.
@@ -420,11 +438,14 @@ fn wrong_layouts_are_reported() {
             let err = unsafe { bad_free(&mut heap, p.as_ptr(), layout(size, 8)) };
             assert_eq!(err, FreeError::WrongLayout { ptr: p.as_ptr(), size }, "{fit:?} {size}");
         }
-        // Larger than any block.
-        let huge = Heap::<32>::MAX_BLOCK + 1;
-        // SAFETY: as above.
-        let err = unsafe { bad_free(&mut heap, p.as_ptr(), layout(huge, 8)) };
-        assert_eq!(err, FreeError::WrongLayout { ptr: p.as_ptr(), size: huge });
+        // Larger than any block (a valid layout only where the largest block is below
+        // `isize::MAX`, i.e. on 64-bit targets).
+        let huge = Heap::<32>::MAX_BLOCK.wrapping_add(1);
+        if let Ok(l) = Layout::from_size_align(huge, 8) {
+            // SAFETY: as above.
+            let err = unsafe { bad_free(&mut heap, p.as_ptr(), l) };
+            assert_eq!(err, FreeError::WrongLayout { ptr: p.as_ptr(), size: huge });
+        }
         // Larger than the whole region.
         // SAFETY: as above.
         let err = unsafe { bad_free(&mut heap, p.as_ptr(), layout(1 << 20, 8)) };
@@ -513,12 +534,12 @@ fn tiny_regions_are_too_small() {
     let base = leak_arena(4096, 4096);
     let min = {
         // SAFETY: rejected before any access.
-        let err = unsafe { heap.add_region(base, 64) }.unwrap_err();
+        let err = unsafe { heap.add_region(base, MIN) }.unwrap_err();
         let HeapError::TooSmall { size, min } = err else { panic!("{err:?}") };
-        assert_eq!(size, 64);
+        assert_eq!(size, MIN);
         min
     };
-    assert!(min > 64 && min % MIN == 0 && min <= 1024, "{min}");
+    assert!(min > MIN && min % MIN == 0 && min <= 1024, "{min}");
     // SAFETY: rejected before any access (the arena is valid anyway).
     unsafe {
         for size in [0, 1, MIN, min - 1] {

@@ -499,3 +499,41 @@ fn power_of_two_grows_in_place_only_when_aligned_for_the_new_order() {
     heap.check_invariants().unwrap();
     assert_eq!(heap.stats(), fresh);
 }
+
+#[test]
+fn a_request_no_single_block_holds_runs_over_adjacent_free_blocks() {
+    for fit in [Fit::Exact, Fit::PowerOfTwo] {
+        // A fresh region whose usable part is one 1 MiB block at `base`.
+        let (mut heap, base) = heap_with_usable::<32>(fit, 1 << 20);
+        let fresh = heap.stats();
+        let quarter = layout(256 << 10, 8);
+        let q: Vec<_> = (0..4).map(|_| heap.alloc(quarter).unwrap()).collect();
+        let offsets: Vec<_> = q.iter().map(|&p| off(p, base)).collect();
+        assert_eq!(offsets, [0, 256 << 10, 512 << 10, 768 << 10]);
+        // Free the middle two: two free 256 KiB blocks that are not buddies, so they stay apart.
+        for &p in &q[1..3] {
+            // SAFETY: allocated above with `quarter`.
+            unsafe { heap.dealloc(p, quarter) };
+        }
+        heap.coalesce();
+        assert_eq!(heap.stats().largest_free_block, 256 << 10);
+        // 400 KiB needs a 512 KiB block, and there is none; the two free neighbours hold it.
+        let big = layout(400 << 10, 8);
+        let p = heap.alloc(big).expect("a run over two adjacent free blocks");
+        assert_eq!(off(p, base), 256 << 10);
+        heap.check_invariants().unwrap();
+        // SAFETY: `p` is live with `big`.
+        unsafe { p.as_ptr().write_bytes(0xA5, big.size()) };
+        // A second one finds no run.
+        assert_eq!(heap.alloc(big), Err(AllocError::OutOfMemory));
+        // SAFETY: all live with their layouts.
+        unsafe {
+            heap.dealloc(p, big);
+            heap.dealloc(q[0], quarter);
+            heap.dealloc(q[3], quarter);
+        }
+        heap.coalesce();
+        heap.check_invariants().unwrap();
+        assert_eq!(heap.stats(), fresh, "{fit:?}");
+    }
+}
