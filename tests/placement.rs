@@ -3,6 +3,10 @@
 //! first, LIFO free lists, lower part kept on a split, merges towards the lower address, deferred
 //! merges), so these tests spell the addresses out.
 
+// The expected addresses and free-list shapes below are worked out for 32-byte minimum blocks,
+// so this file runs on 64-bit targets (Miri runs it on x86_64 and on big-endian s390x).
+#![cfg(target_pointer_width = "64")]
+
 mod common;
 
 use std::ptr::NonNull;

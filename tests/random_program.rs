@@ -159,15 +159,19 @@ impl<const N: usize> Program<N> {
     fn random_layout(&mut self) -> Layout {
         let size = match self.rng.below(100) {
             0..=2 => 0,
-            3 => Heap::<N>::MAX_BLOCK + 1 + self.rng.below(100),
+            3 => Heap::<N>::MAX_BLOCK.saturating_add(1 + self.rng.below(100)),
             _ => self.rng.log_uniform(self.max_size),
         };
         let align_log = match self.rng.below(100) {
-            0 => Heap::<N>::MAX_BLOCK.trailing_zeros() as usize + 1,
-            1..=5 => self.rng.range(13, 16),
-            _ => self.rng.range(0, 12),
+            0 => Heap::<N>::MAX_BLOCK.trailing_zeros() + 1,
+            1..=5 => self.rng.range(13, 16) as u32,
+            _ => self.rng.range(0, 12) as u32,
         };
-        layout(size, 1 << align_log)
+        // Too large for any block, where such a layout exists: with 32 orders on a 32-bit target
+        // the largest block is past `isize::MAX`, and a small layout is drawn instead.
+        let align = 1usize.checked_shl(align_log).unwrap_or(0);
+        Layout::from_size_align(size, align)
+            .unwrap_or_else(|_| layout(self.rng.log_uniform(self.max_size), 1 << self.rng.range(0, 12)))
     }
 
     fn next_tag(&mut self) -> u8 {
