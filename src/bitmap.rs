@@ -114,6 +114,20 @@ impl Bitmap {
         unsafe { *word &= !((mark as usize) << shift) };
     }
 
+    /// Turns unit `unit` from [`Mark::Free`] to [`Mark::Alloc`], or back, in one step.
+    ///
+    /// # Safety
+    ///
+    /// `unit` must be below the number of units the map was made for, and carry exactly one of
+    /// the two marks.
+    #[inline(always)]
+    pub(crate) unsafe fn flip(self, unit: usize) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word ^= 0b11 << shift };
+    }
+
     /// Whether any unit in `start..end` carries a mark (starts a block or an allocation).
     ///
     /// # Safety
@@ -174,6 +188,9 @@ mod tests {
                 assert!(!map.has(unit, Mark::Free) && map.has(unit, Mark::Alloc));
                 assert!(map.any(unit, unit + 1));
                 assert!(!map.any(unit, unit));
+                map.flip(unit);
+                assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));
+                map.flip(unit);
                 map.clear(unit, Mark::Alloc);
                 assert_eq!(map.bits(unit), 0);
                 map.set(unit, Mark::Free);

@@ -236,15 +236,19 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
             // because `order >= request.order`.
             unsafe { self.split(region, addr, order, request.units) };
+            // SAFETY: `pop_block` returns a live region and an address inside it, still marked
+            // free.
+            unsafe { (*region).map.flip((*region).unit(addr)) };
             (region, addr)
         } else {
             let align_order = layout.align().trailing_zeros().saturating_sub(MIN_SHIFT) as usize;
-            self.take_run(request, align_order).ok_or(AllocError::OutOfMemory)?
+            let (region, addr) = self.take_run(request, align_order).ok_or(AllocError::OutOfMemory)?;
+            // SAFETY: `take_run` returns a live region and an address inside it.
+            unsafe { (*region).map.set((*region).unit(addr), Mark::Alloc) };
+            (region, addr)
         };
-        // SAFETY: both paths return a live region and an address inside it.
+        // SAFETY: both paths return a live region.
         let region = unsafe { &*region };
-        // SAFETY: `addr` is in the region.
-        unsafe { region.map.set(region.unit(addr), Mark::Alloc) };
         self.allocated_bytes += request.bytes();
         self.requested_bytes += layout.size();
         self.allocations += 1;
@@ -537,8 +541,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             r.ptr(addr)
         );
         // SAFETY: the block is ours and at least one unit long, so it holds a node; the list's
-        // nodes are valid (heap invariant).
-        unsafe { self.lists[order].push(r.node(addr), order, region) };
+        // nodes are valid (heap invariant); no block is above `MAX_ORDER` (the carving in
+        // `add_region` and the merge loop in `free_block` stop there).
+        unsafe { self.list(order).push(r.node(addr), order, region) };
         self.avail |= 1 << order;
         // SAFETY: `addr` is in the region.
         unsafe { r.map.set(r.unit(addr), Mark::Free) };
@@ -553,7 +558,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     unsafe fn take_block(&mut self, region: *mut Region, addr: usize, order: usize) {
         // SAFETY: `region` is live (caller).
         let r = unsafe { &*region };
-        let list = &mut self.lists[order];
+        // SAFETY: a free block's order is at most `MAX_ORDER`.
+        let list = unsafe { self.list(order) };
         // SAFETY: the node at `addr` is on list `order` (caller).
         unsafe { list.remove(r.node(addr)) };
         if list.nr_free == 0 {
@@ -563,25 +569,35 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         unsafe { r.map.clear(r.unit(addr), Mark::Free) };
     }
 
-    /// Takes the first block off list `order` and returns its region and address.
+    /// Takes the first block off list `order` and returns its region and address. The block
+    /// keeps its [`Mark::Free`]: the caller changes it.
     ///
     /// # Safety
     ///
     /// List `order` must not be empty.
     #[inline(always)]
     unsafe fn pop_block(&mut self, order: usize) -> (*mut Region, usize) {
-        let list = &mut self.lists[order];
+        // SAFETY: a non-empty list's order is at most `MAX_ORDER` (caller).
+        let list = unsafe { self.list(order) };
         // SAFETY: the list's nodes are valid (heap invariant) and it is not empty (caller).
         let node = unsafe { list.pop() };
         if list.nr_free == 0 {
             self.avail &= !(1 << order);
         }
         // SAFETY: `node` was on a list, so it is a valid node of a live region.
-        let region = unsafe { (*node).region };
-        let addr = node.addr();
-        // SAFETY: as above.
-        unsafe { (*region).map.clear((*region).unit(addr), Mark::Free) };
-        (region, addr)
+        (unsafe { (*node).region }, node.addr())
+    }
+
+    /// The free list of order `order`, without a bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `order <= Self::MAX_ORDER`.
+    #[inline(always)]
+    unsafe fn list(&mut self, order: usize) -> &mut FreeList {
+        debug_assert!(order <= Self::MAX_ORDER, "order {order} above the largest");
+        // SAFETY: `order <= MAX_ORDER < ORDERS` (caller).
+        unsafe { self.lists.get_unchecked_mut(order) }
     }
 
     /// Splits the block `[addr, addr + block_size(order))`: keeps its first `units` minimum
@@ -641,8 +657,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             if !unsafe { r.is_free_block(buddy, order, size) } {
                 break;
             }
-            if order >= defer_from && self.lists[order].nr_free == 1 {
-                self.lists[order].deferred = addr & !size;
+            // SAFETY: `order < MAX_ORDER` in this loop.
+            let list = unsafe { self.list(order) };
+            if order >= defer_from && list.nr_free == 1 {
+                list.deferred = addr & !size;
                 break;
             }
             // SAFETY: the buddy is a free block of `order` in `region`.
