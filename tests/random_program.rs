@@ -27,7 +27,7 @@ use common::{MIN, Rng, block, first_wrong, held, histogram, layout, leak_arena, 
 /// Bytes in the arena a program cuts its regions from.
 const ARENA: usize = if cfg!(miri) { 32 << 10 } else { 1 << 20 };
 /// Operations per program.
-const OPS: usize = if cfg!(miri) { 200 } else { 5000 };
+const OPS: usize = if cfg!(miri) { 120 } else { 5000 };
 /// Seeds per configuration.
 const SEEDS: &[u64] = if cfg!(miri) { &[1] } else { &[1, 2, 3, 4, 0xDEAD_BEEF] };
 /// The largest size requested, capped by the largest block.
@@ -493,7 +493,11 @@ fn run<const N: usize>(fit: Fit) {
         let seen = p.finish();
         // The program must have reached the interesting cases, or it tests little.
         assert!(seen.allocs > OPS / 5, "{seen:?}");
-        assert!(seen.unsatisfiable > 0 && seen.misuse > 0 && seen.regions > 1, "{seen:?}");
+        // (No valid layout is too large where the largest block is past `isize::MAX`: 32 orders
+        // on a 32-bit target.)
+        let can_be_unsatisfiable = Heap::<N>::MAX_BLOCK <= isize::MAX as usize;
+        assert!(seen.unsatisfiable > 0 || !can_be_unsatisfiable, "{seen:?}");
+        assert!(seen.misuse > 0 && seen.regions > 1, "{seen:?}");
         // (The short programs under Miri need not reach these.)
         if !cfg!(miri) {
             assert!(seen.oom > 0 && seen.resize_refused > 0, "{seen:?}");
