@@ -300,8 +300,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
         unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
         if request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0 {
-            // SAFETY: the allocation is one whole, aligned block (always, with `PowerOfTwo`; an
-            // exact allocation that grew in place may not be), ours again and on no list.
+            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
+            // that grew in place, may not be; they take the other path), ours again and on no
+            // list.
             unsafe { self.free_block(region, addr, request.order, request.order) };
         } else {
             // SAFETY: the allocation's units are ours again and on no list.
