@@ -163,6 +163,26 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// [`HeapError::Overflow`] if the region runs past the end of the address space,
     /// [`HeapError::TooSmall`] if it cannot hold its metadata and one minimum block, and
     /// [`HeapError::Overlap`] if it overlaps or repeats a region the heap has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alloc_buddy_simple::{Heap, HeapError};
+    /// use core::mem::MaybeUninit;
+    ///
+    /// static mut LOW: [MaybeUninit<u8>; 8192] = [MaybeUninit::uninit(); 8192];
+    /// static mut HIGH: [MaybeUninit<u8>; 8192] = [MaybeUninit::uninit(); 8192];
+    ///
+    /// let mut heap: Heap = Heap::new();
+    /// // SAFETY: the two statics are used by nothing else.
+    /// unsafe {
+    ///     heap.add_region((&raw mut LOW).cast(), 8192).unwrap();
+    ///     heap.add_region((&raw mut HIGH).cast(), 8192).unwrap();
+    ///     // The same memory twice is refused, and the heap is unchanged.
+    ///     assert_eq!(heap.add_region((&raw mut LOW).cast(), 8192), Err(HeapError::Overlap));
+    /// }
+    /// assert_eq!(heap.stats().regions, 2);
+    /// ```
     pub unsafe fn add_region(&mut self, start: *mut u8, size: usize) -> Result<(), HeapError> {
         let end = start.addr().checked_add(size).ok_or(HeapError::Overflow)?;
         // Find the insertion point (regions stay sorted) and refuse overlaps.
@@ -293,6 +313,27 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// # Errors
     ///
     /// A [`FreeError`] naming the misuse; the heap is unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alloc_buddy_simple::{FreeError, Heap};
+    /// use core::alloc::Layout;
+    /// use core::mem::MaybeUninit;
+    ///
+    /// static mut ARENA: [MaybeUninit<u8>; 16384] = [MaybeUninit::uninit(); 16384];
+    ///
+    /// let mut heap: Heap = Heap::new();
+    /// // SAFETY: the arena is used by nothing else.
+    /// unsafe { heap.init((&raw mut ARENA).cast(), 16384) }.unwrap();
+    /// let layout = Layout::new::<[u64; 4]>();
+    /// let p = heap.alloc(layout).unwrap();
+    /// // SAFETY: `p` is live with `layout`; the second call is the misuse being caught.
+    /// unsafe {
+    ///     heap.try_dealloc(p, layout).unwrap();
+    ///     assert_eq!(heap.try_dealloc(p, layout), Err(FreeError::DoubleFree { ptr: p.as_ptr() }));
+    /// }
+    /// ```
     #[inline]
     pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         let (region, request) = self.check_live(ptr, layout)?;
@@ -365,6 +406,30 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// [`AllocError::OutOfMemory`] if the memory after the block is not free (the allocation is
     /// unchanged), [`AllocError::Unsatisfiable`] if `new_size` is too large for any block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alloc_buddy_simple::{Fit, Heap};
+    /// use core::alloc::Layout;
+    /// use core::mem::MaybeUninit;
+    ///
+    /// static mut ARENA: [MaybeUninit<u8>; 65536] = [MaybeUninit::uninit(); 65536];
+    ///
+    /// let mut heap: Heap = Heap::with_fit(Fit::Exact);
+    /// // SAFETY: the arena is used by nothing else.
+    /// unsafe { heap.init((&raw mut ARENA).cast(), 65536) }.unwrap();
+    /// let layout = Layout::from_size_align(1000, 8).unwrap();
+    /// let p = heap.alloc(layout).unwrap();
+    /// // SAFETY: `p` is live with `layout`, then with the new size.
+    /// unsafe {
+    ///     // Shrinking always works in place and gives the tail back.
+    ///     heap.resize_in_place(p, layout, 100).unwrap();
+    ///     assert_eq!(heap.stats().requested_bytes, 100);
+    ///     heap.dealloc(p, Layout::from_size_align(100, 8).unwrap());
+    /// }
+    /// ```
+    #[inline]
     pub unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
@@ -437,6 +502,31 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// A snapshot of the heap's figures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alloc_buddy_simple::Heap;
+    /// use core::alloc::Layout;
+    /// use core::mem::MaybeUninit;
+    ///
+    /// static mut ARENA: [MaybeUninit<u8>; 65536] = [MaybeUninit::uninit(); 65536];
+    ///
+    /// let mut heap: Heap = Heap::new();
+    /// // SAFETY: the arena is used by nothing else.
+    /// unsafe { heap.init((&raw mut ARENA).cast(), 65536) }.unwrap();
+    /// let before = heap.stats();
+    /// let layout = Layout::from_size_align(100, 8).unwrap();
+    /// let p = heap.alloc(layout).unwrap();
+    /// let during = heap.stats();
+    /// assert_eq!((during.allocations, during.requested_bytes), (1, 100));
+    /// assert_eq!(during.allocated_bytes, 128); // rounded up to a power-of-two block
+    /// // SAFETY: `p` is live with `layout`.
+    /// unsafe { heap.dealloc(p, layout) };
+    /// heap.coalesce();
+    /// assert_eq!(heap.stats(), before);
+    /// println!("{}", heap.stats());
+    /// ```
     pub fn stats(&self) -> Stats<ORDERS> {
         let mut regions = 0;
         let mut metadata_bytes = 0;
