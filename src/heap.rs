@@ -702,8 +702,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// `1 <= units <= 2^order`.
     #[inline(always)]
     unsafe fn split(&mut self, region: *mut Region, addr: usize, order: usize, units: usize) {
-        debug_assert!(addr % block_size(order) == 0, "split of misaligned block {addr:#x} of order {order}");
-        debug_assert!(units >= 1 && units <= 1 << order, "split of order {order} keeping {units} units");
+        if cfg!(debug_assertions) {
+            // SAFETY: `region` is live (caller).
+            let at = unsafe { (*region).ptr(addr) };
+            debug_assert!(addr % block_size(order) == 0, "split of {at:#p}: misaligned for order {order}");
+            debug_assert!(
+                units >= 1 && units <= 1 << order,
+                "split of {at:#p} (order {order}) keeping {units}"
+            );
+        }
         // Offsets in units from `addr`; each piece starts at a multiple of its size because
         // `addr` is aligned to the whole block.
         let mut at = units;

@@ -86,7 +86,9 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
         LockedHeap { inner: lock_api::Mutex::new(inner) }
     }
 
-    /// Gives the heap its first region. See [`Heap::init`].
+    /// Gives the heap its first region. See [`Heap::init`]. A heap made with an arena
+    /// ([`heap_with_arena!`](crate::heap_with_arena)) already has one: add more memory with
+    /// `lock().add_region(..)`.
     ///
     /// # Safety
     ///
