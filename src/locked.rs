@@ -107,14 +107,35 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     /// through the global allocator meanwhile deadlocks.
     pub fn lock(&self) -> HeapGuard<'_, ORDERS, R> {
         let mut guard = self.inner.lock();
-        if !guard.arena.is_null() {
-            let arena = core::mem::replace(&mut guard.arena, ptr::null_mut());
-            let size = guard.arena_size;
-            // SAFETY: the `with_arena` contract; the arena is added once (it is cleared above).
-            // An unusable arena leaves the heap empty, as documented.
-            let _ = unsafe { guard.heap.add_region(arena, size) };
-        }
+        guard.claim_arena();
         HeapGuard { guard }
+    }
+}
+
+impl<const ORDERS: usize> Inner<ORDERS> {
+    /// Adds the arena to the heap if it is still waiting; returns whether it did.
+    ///
+    /// The global allocator's paths call this only when an allocation fails: before the arena is
+    /// claimed the heap is empty, so every allocation fails and nothing can be freed, and the
+    /// fast paths carry no check for it.
+    fn claim_arena(&mut self) -> bool {
+        if self.arena.is_null() {
+            return false;
+        }
+        let arena = core::mem::replace(&mut self.arena, ptr::null_mut());
+        // SAFETY: the `with_arena` contract; the arena is added once (it is cleared above). An
+        // unusable arena leaves the heap empty, as documented.
+        unsafe { self.heap.add_region(arena, self.arena_size) }.is_ok()
+    }
+
+    /// `Heap::alloc`, claiming the arena first if the heap has none yet.
+    #[inline(always)]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        match self.heap.alloc(layout) {
+            Ok(block) => Some(block),
+            Err(_) if self.claim_arena() => self.heap.alloc(layout).ok(),
+            Err(_) => None,
+        }
     }
 }
 
@@ -164,14 +185,14 @@ impl<const ORDERS: usize, R: RawMutex> fmt::Debug for HeapGuard<'_, ORDERS, R> {
 unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS, R> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.lock().alloc(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+        self.inner.lock().alloc(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(ptr) = NonNull::new(ptr) else { return };
         // SAFETY: `GlobalAlloc::dealloc`'s contract is `Heap::try_dealloc`'s.
-        let result = unsafe { self.lock().try_dealloc(ptr, layout) };
+        let result = unsafe { self.inner.lock().heap.try_dealloc(ptr, layout) };
         // The guard is gone: abort without holding the lock.
         if let Err(err) = result {
             misuse_abort(&err);
@@ -181,17 +202,17 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(old) = NonNull::new(ptr) else { return ptr::null_mut() };
-        let mut heap = self.lock();
+        let mut inner = self.inner.lock();
         // SAFETY: `GlobalAlloc::realloc`'s contract: `ptr` is live with `layout`.
-        if unsafe { heap.resize_in_place(old, layout, new_size) }.is_ok() {
+        if unsafe { inner.heap.resize_in_place(old, layout, new_size) }.is_ok() {
             return ptr;
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
-        let Ok(new) = heap.alloc(new_layout) else { return ptr::null_mut() };
+        let Some(new) = inner.alloc(new_layout) else { return ptr::null_mut() };
         // Copy without the lock, so other threads are not held up by a large copy.
-        drop(heap);
+        drop(inner);
         // SAFETY: both blocks are live and distinct, and each holds the bytes copied.
         unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size)) };
         // SAFETY: `ptr` is still live with `layout`.
