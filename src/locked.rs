@@ -12,7 +12,14 @@ use crate::heap::{Heap, misuse_abort};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
 
+/// Cached freed blocks per small order in a `LockedHeap` (see [`Heap::with_cache`]).
+const CACHE_BLOCKS: usize = 16;
+
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
+///
+/// Its heap caches up to 16 freed blocks of each of the eight smallest orders
+/// ([`Heap::with_cache`]), which makes small alloc/free pairs cheap; [`Heap::coalesce`] (through
+/// [`LockedHeap::lock`]) gives them back.
 ///
 /// `R` is any [`lock_api::RawMutex`]; by default the spinlock [`SpinLock`](crate::SpinLock)
 /// (or `CriticalSectionLock` (feature `critical-section`) on targets without compare-and-swap).
@@ -77,12 +84,14 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     ///
     /// The region must be valid for reads and writes for `'static`, and used by nothing else.
     pub const unsafe fn with_arena(arena: *mut u8, size: usize) -> Self {
-        LockedHeap { inner: lock_api::Mutex::new(Inner { heap: Heap::new(), arena, arena_size: size }) }
+        let heap = Heap::new().with_cache(CACHE_BLOCKS);
+        LockedHeap { inner: lock_api::Mutex::new(Inner { heap, arena, arena_size: size }) }
     }
 
     /// An empty heap that sizes allocations with `fit` (see [`Fit`]).
     pub const fn with_fit(fit: Fit) -> Self {
-        let inner = Inner { heap: Heap::with_fit(fit), arena: ptr::null_mut(), arena_size: 0 };
+        let heap = Heap::with_fit(fit).with_cache(CACHE_BLOCKS);
+        let inner = Inner { heap, arena: ptr::null_mut(), arena_size: 0 };
         LockedHeap { inner: lock_api::Mutex::new(inner) }
     }
 

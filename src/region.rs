@@ -157,8 +157,14 @@ impl Region {
             if !self.contains(at) || !unsafe { self.map.has(self.unit(at), Mark::Free) } {
                 return false;
             }
-            // SAFETY: as above; blocks lie inside the region, so this does not overflow.
-            at += crate::order::block_size(unsafe { (*self.node(at)).order });
+            // SAFETY: as above.
+            let order = unsafe { (*self.node(at)).order };
+            if order == crate::free_list::CACHED {
+                // A cached block is held for its order's next request, not for runs.
+                return false;
+            }
+            // Blocks lie inside the region, so this does not overflow.
+            at += crate::order::block_size(order);
         }
         true
     }

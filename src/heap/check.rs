@@ -3,7 +3,7 @@
 use super::Heap;
 use crate::bitmap::Mark;
 use crate::error::Corruption;
-use crate::free_list::FreeNode;
+use crate::free_list::{CACHED, FreeNode};
 use crate::order::{MIN_SHIFT, block_size};
 
 impl<const ORDERS: usize> Heap<ORDERS> {
@@ -14,6 +14,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// - the list lengths match `nr_free`, the bitmask of non-empty orders, and the number of
     ///   free bits in the bitmaps;
     /// - no two free blocks overlap, and no free block overlaps an allocation;
+    /// - every cached block is whole, aligned, marked free and tagged as cached, and each cache
+    ///   holds at most its limit;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
     /// - free bytes plus allocated bytes equal the total.
@@ -91,7 +93,49 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
             free_blocks += count;
         }
-        // Every free bit belongs to a listed block.
+        // Cached blocks: whole blocks of their order, marked free, tagged as cached.
+        for (order, cache) in self.cache.iter().enumerate() {
+            let size = block_size(order);
+            if cache.len > self.cache_limit {
+                return fail("cache holds more blocks than its limit", cache.head().cast());
+            }
+            let mut at = cache.head();
+            let mut count = 0;
+            while !at.is_null() {
+                if count == cache.len {
+                    return fail("cache list longer than its count (or cyclic)", at.cast());
+                }
+                // SAFETY: a node reached from a cache head; valid if the heap is intact.
+                let node = unsafe { &*at };
+                let addr = at.addr();
+                let region = self.region_of(addr);
+                if region.is_null() || region != node.region || node.order != CACHED {
+                    return fail("cached block outside its region or not tagged", at.cast());
+                }
+                // SAFETY: a live region.
+                let r = unsafe { &*region };
+                if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta {
+                    return fail("cached block misaligned or past its region", at.cast());
+                }
+                let unit = r.unit(addr);
+                // SAFETY: the block is inside the region.
+                if unsafe { r.map.bits(unit) } != Mark::Free as usize {
+                    return fail("cached block not marked free", at.cast());
+                }
+                // SAFETY: the block is inside the region.
+                if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
+                    return fail("cached block overlaps another block", at.cast());
+                }
+                free_bytes += size;
+                count += 1;
+                at = node.next;
+            }
+            if count != cache.len {
+                return fail("cache list shorter than its count", cache.head().cast());
+            }
+            free_blocks += count;
+        }
+        // Every free bit belongs to a listed or cached block.
         let mut free_bits = 0;
         let mut region = self.regions;
         let mut last_end = 0;

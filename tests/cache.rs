@@ -1,0 +1,153 @@
+//! The per-order cache of freed small blocks (`Heap::with_cache`, on in `LockedHeap`).
+
+mod common;
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use alloc_buddy_simple::{AllocError, Fit, FreeError, Heap};
+use common::{MIN, Rng, layout, leak_arena};
+
+const ARENA: usize = if cfg!(miri) { 32 << 10 } else { 256 << 10 };
+
+/// A heap with a cache of `limit` blocks per order over a fresh, aligned arena.
+fn cached_heap(fit: Fit, limit: usize) -> Heap {
+    let mut heap = Heap::with_fit(fit).with_cache(limit);
+    // SAFETY: a leaked arena used by nothing else.
+    unsafe { heap.init(leak_arena(ARENA, ARENA), ARENA) }.unwrap();
+    heap
+}
+
+#[test]
+fn freed_small_blocks_are_cached_reused_and_given_back() {
+    for fit in [Fit::PowerOfTwo, Fit::Exact] {
+        let mut heap = cached_heap(fit, 4);
+        let fresh = heap.stats();
+        let l = layout(2 * MIN, 8);
+        let blocks: Vec<_> = (0..10).map(|_| heap.alloc(l).unwrap()).collect();
+        for &p in &blocks {
+            // SAFETY: live with `l`.
+            unsafe { heap.dealloc(p, l) };
+            heap.check_invariants().unwrap();
+        }
+        // Nothing is lost: the cached blocks count as free.
+        let s = heap.stats();
+        assert_eq!((s.allocations, s.allocated_bytes, s.free_bytes), (0, 0, fresh.free_bytes));
+        // The first four frees filled the cache (limit 4), the other six went to the free lists.
+        // The cache is used first, and it is LIFO: the fourth block freed comes back.
+        assert!(s.free_blocks[1] >= fresh.free_blocks[1] + 4, "{s}");
+        let again = heap.alloc(l).unwrap();
+        assert_eq!(again, blocks[3]);
+        heap.check_invariants().unwrap();
+        // SAFETY: live with `l`.
+        unsafe { heap.dealloc(again, l) };
+        // `coalesce` gives every cached block back: the heap is as it was.
+        assert!(heap.coalesce());
+        heap.check_invariants().unwrap();
+        assert_eq!(heap.stats(), fresh, "{fit:?}");
+    }
+}
+
+#[test]
+fn a_double_free_of_a_cached_block_is_caught() {
+    let mut heap = cached_heap(Fit::PowerOfTwo, 8);
+    let l = layout(MIN, 8);
+    let p = heap.alloc(l).unwrap();
+    // SAFETY: live with `l`; the second free is the misuse under test.
+    unsafe {
+        heap.try_dealloc(p, l).unwrap();
+        let before = heap.stats();
+        assert_eq!(heap.try_dealloc(p, l), Err(FreeError::DoubleFree { ptr: p.as_ptr() }));
+        assert_eq!(heap.stats(), before);
+    }
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn the_cache_never_makes_an_allocation_fail() {
+    // Fill the heap with the smallest blocks, free them all into a cache large enough to hold
+    // many, then ask for one block of half the heap: the cache is given back and merged first.
+    let mut heap = cached_heap(Fit::PowerOfTwo, usize::MAX);
+    let l = layout(MIN, 8);
+    let mut live = Vec::new();
+    while let Ok(p) = heap.alloc(l) {
+        live.push(p);
+    }
+    assert!(live.len() > 100);
+    for p in live {
+        // SAFETY: live with `l`.
+        unsafe { heap.dealloc(p, l) };
+    }
+    heap.check_invariants().unwrap();
+    let largest = heap.stats().largest_free_block;
+    assert!(largest <= MIN << 7, "everything is cached, unmerged: {largest}");
+    let half = layout(ARENA / 2, 8);
+    let p = heap.alloc(half).expect("the cache is flushed before running out");
+    heap.check_invariants().unwrap();
+    // SAFETY: live with `half`.
+    unsafe { heap.dealloc(p, half) };
+}
+
+#[test]
+fn growth_in_place_does_not_take_a_cached_block() {
+    let mut heap = cached_heap(Fit::Exact, 4);
+    let l = layout(MIN, 8);
+    let a = heap.alloc(l).unwrap();
+    let b = heap.alloc(l).unwrap();
+    assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(MIN), "b follows a");
+    // SAFETY: `b` is live with `l`.
+    unsafe { heap.dealloc(b, l) };
+    // The unit after `a` is cached, held for the next request of its order.
+    // SAFETY: `a` is live with `l`.
+    assert_eq!(unsafe { heap.resize_in_place(a, l, 2 * MIN) }, Err(AllocError::OutOfMemory));
+    heap.coalesce();
+    // SAFETY: as above.
+    unsafe { heap.resize_in_place(a, l, 2 * MIN) }.unwrap();
+    heap.check_invariants().unwrap();
+    // SAFETY: `a` is live with its new size.
+    unsafe { heap.dealloc(a, layout(2 * MIN, 8)) };
+    heap.check_invariants().unwrap();
+}
+
+#[test]
+fn random_operations_with_the_cache_keep_every_invariant() {
+    for (fit, seed) in [(Fit::PowerOfTwo, 1), (Fit::Exact, 2)] {
+        let mut heap = cached_heap(fit, 3);
+        let fresh = heap.stats();
+        let mut rng = Rng::new(seed);
+        let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
+        let steps = if cfg!(miri) { 150 } else { 5000 };
+        for step in 0..steps {
+            if live.is_empty() || rng.chance(11, 20) {
+                let max = if rng.chance(9, 10) { 8 * MIN } else { 64 * MIN };
+                let size = rng.log_uniform(max);
+                let l = layout(size, 1 << rng.range(0, 7));
+                let Ok(p) = heap.alloc(l) else { continue };
+                assert_eq!(p.as_ptr().addr() % l.align(), 0);
+                let tag = step as u8;
+                // SAFETY: `p` holds `l.size()` bytes.
+                unsafe { p.as_ptr().write_bytes(tag, l.size()) };
+                live.push((p, l, tag));
+            } else {
+                let (p, l, tag) = live.swap_remove(rng.below(live.len()));
+                // SAFETY: `p` is live with `l`, filled with `tag`.
+                let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), l.size()) };
+                assert!(bytes.iter().all(|&b| b == tag), "step {step}: block {p:p} overwritten");
+                // SAFETY: as above.
+                unsafe { heap.dealloc(p, l) };
+            }
+            if let Err(c) = heap.check_invariants() {
+                panic!("{fit:?} step {step}: {c}");
+            }
+            let s = heap.stats();
+            assert_eq!(s.allocations, live.len());
+            assert_eq!(s.requested_bytes, live.iter().map(|(_, l, _)| l.size()).sum::<usize>());
+        }
+        for (p, l, _) in live {
+            // SAFETY: live with `l`.
+            unsafe { heap.dealloc(p, l) };
+        }
+        heap.coalesce();
+        assert_eq!(heap.stats(), fresh, "{fit:?}");
+    }
+}
