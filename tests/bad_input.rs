@@ -688,9 +688,9 @@ fn static_regions_are_accepted() {
     // allocation.)
     heap.add_static_region(&mut leak_static(8192 + 6, 64)[1..]).unwrap();
     assert_eq!(
-        heap.add_static_region(leak_static(64, 8)).unwrap_err(),
+        heap.add_static_region(leak_static(MIN, 8)).unwrap_err(),
         HeapError::TooSmall {
-            size: 64,
+            size: MIN,
             min: match heap.add_static_region(leak_static(1, 1)) {
                 Err(HeapError::TooSmall { min, .. }) => min,
                 other => panic!("{other:?}"),
