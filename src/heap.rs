@@ -399,21 +399,18 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 cache.push((*region).node(addr), region);
                 (*region).map.flip((*region).unit(addr));
             }
-            self.allocated_bytes -= request.bytes();
-            self.requested_bytes -= layout.size();
-            self.allocations -= 1;
-            return Ok(());
-        }
-        // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
-        unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
-        if whole {
-            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
-            // that grew in place, may not be; they take the other path), ours again and on no
-            // list.
-            unsafe { self.free_block(region, addr, request.order, request.order) };
         } else {
-            // SAFETY: the allocation's units are ours again and on no list.
-            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+            // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
+            unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
+            if whole {
+                // SAFETY: the allocation is one whole, aligned block (a run, or an exact
+                // allocation that grew in place, may not be; they take the other path), ours
+                // again and on no list.
+                unsafe { self.free_block(region, addr, request.order, request.order) };
+            } else {
+                // SAFETY: the allocation's units are ours again and on no list.
+                unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+            }
         }
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();

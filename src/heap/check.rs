@@ -5,6 +5,7 @@ use crate::bitmap::Mark;
 use crate::error::Corruption;
 use crate::free_list::{CACHED, FreeNode};
 use crate::order::{MIN_SHIFT, block_size};
+use crate::region::Region;
 
 impl<const ORDERS: usize> Heap<ORDERS> {
     /// Walks every free list, region and bitmap and checks the heap's invariants:
@@ -50,31 +51,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // (A corrupted list can point anywhere: this checker is for heaps that are at
                 // most corrupted in ways it can still walk.)
                 let node = unsafe { &*at };
-                let addr = at.addr();
-                let region = self.region_of(addr);
-                if region.is_null() || region != node.region {
-                    return fail("free block outside its region", at.cast());
-                }
-                // SAFETY: a live region.
-                let r = unsafe { &*region };
+                let r = self.check_free_block(at, order, order)?;
                 if node.prev != prev {
                     return fail("broken back link", at.cast());
                 }
-                if node.order != order {
-                    return fail("free block on the wrong list", at.cast());
-                }
-                if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta {
-                    return fail("free block misaligned or past its region", at.cast());
-                }
-                let unit = r.unit(addr);
-                // SAFETY: the block is inside the region.
-                if unsafe { r.map.bits(unit) } != Mark::Free as usize {
-                    return fail("free block not marked free", at.cast());
-                }
-                // SAFETY: the block is inside the region.
-                if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
-                    return fail("free block overlaps another block", at.cast());
-                }
+                let addr = at.addr();
                 if order < Self::MAX_ORDER {
                     let buddy = addr ^ size;
                     // SAFETY: bitmaps and nodes are consistent for the blocks checked so far;
@@ -107,25 +88,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 }
                 // SAFETY: a node reached from a cache head; valid if the heap is intact.
                 let node = unsafe { &*at };
-                let addr = at.addr();
-                let region = self.region_of(addr);
-                if region.is_null() || region != node.region || node.order != CACHED {
-                    return fail("cached block outside its region or not tagged", at.cast());
-                }
-                // SAFETY: a live region.
-                let r = unsafe { &*region };
-                if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta {
-                    return fail("cached block misaligned or past its region", at.cast());
-                }
-                let unit = r.unit(addr);
-                // SAFETY: the block is inside the region.
-                if unsafe { r.map.bits(unit) } != Mark::Free as usize {
-                    return fail("cached block not marked free", at.cast());
-                }
-                // SAFETY: the block is inside the region.
-                if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
-                    return fail("cached block overlaps another block", at.cast());
-                }
+                self.check_free_block(at, order, CACHED)?;
                 free_bytes += size;
                 count += 1;
                 at = node.next;
@@ -156,5 +119,105 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return fail("free + allocated bytes differ from the total", core::ptr::null());
         }
         Ok(())
+    }
+
+    /// Checks one listed or cached block of `order` whose node should carry `tag` (its order,
+    /// or [`CACHED`]): in its region, naturally aligned, below the metadata, marked free, and
+    /// with nothing else starting inside it. Returns its region.
+    fn check_free_block(&self, at: *mut FreeNode, order: usize, tag: usize) -> Result<&Region, Corruption> {
+        let fail = |what| Err(Corruption { what, at: at.cast_const().cast() });
+        // SAFETY: a node reached from a list or cache head; valid if the heap is intact.
+        let node = unsafe { &*at };
+        let addr = at.addr();
+        let region = self.region_of(addr);
+        if region.is_null() || region != node.region {
+            return fail("free block outside its region");
+        }
+        if node.order != tag {
+            return fail("free block on the wrong list, or not tagged as cached");
+        }
+        // SAFETY: a live region.
+        let r = unsafe { &*region };
+        let size = block_size(order);
+        if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta {
+            return fail("free block misaligned or past its region");
+        }
+        let unit = r.unit(addr);
+        // SAFETY: the block is inside the region.
+        if unsafe { r.map.bits(unit) } != Mark::Free as usize {
+            return fail("free block not marked free");
+        }
+        // SAFETY: the block is inside the region.
+        if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
+            return fail("free block overlaps another block");
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::alloc::Layout;
+
+    /// A heap over a fresh, leaked, page-aligned 64 KiB arena, with the cache on.
+    fn heap() -> Heap<16> {
+        let layout = Layout::from_size_align(64 << 10, 4096).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let mem = unsafe { std::alloc::alloc(layout) };
+        assert!(!mem.is_null());
+        let mut heap = Heap::new().with_cache(4);
+        // SAFETY: the arena is leaked and used by nothing else.
+        unsafe { heap.init(mem, 64 << 10) }.unwrap();
+        heap
+    }
+
+    #[test]
+    fn each_kind_of_corruption_is_reported() {
+        // Two minimum blocks: order 1 on every target.
+        let l = Layout::from_size_align(2 * Heap::<16>::MIN_BLOCK, 8).unwrap();
+
+        // A free node whose order was overwritten (a use after free).
+        let h = heap();
+        h.check_invariants().unwrap();
+        let node = h.lists.iter().find(|list| !list.head().is_null()).unwrap().head();
+        // SAFETY: a valid free node of the heap; corrupting it is the point of the test.
+        unsafe { (*node).order += 1 };
+        assert_eq!(
+            h.check_invariants().unwrap_err().what,
+            "free block on the wrong list, or not tagged as cached"
+        );
+
+        // A broken back link.
+        let mut h = heap();
+        let a = h.alloc(l).unwrap();
+        let b = h.alloc(Layout::from_size_align(4096, 8).unwrap()).unwrap();
+        let _ = (a, b);
+        let list = h.lists.iter().find(|list| list.nr_free >= 1).unwrap();
+        // SAFETY: as above.
+        unsafe { (*list.head()).prev = list.head() };
+        assert_eq!(h.check_invariants().unwrap_err().what, "broken back link");
+
+        // A miscounted list.
+        let mut h = heap();
+        let k = h.lists.iter().position(|list| list.nr_free > 0).unwrap();
+        h.lists[k].nr_free += 1;
+        assert!(h.check_invariants().is_err());
+
+        // A cached block whose free mark was lost.
+        let mut h = heap();
+        let p = h.alloc(l).unwrap();
+        // SAFETY: `p` is live with `l`.
+        unsafe { h.dealloc(p, l) };
+        assert_eq!(h.cache[1].len, 1, "the order-1 block is cached");
+        let region = h.region_of(p.as_ptr().addr());
+        // SAFETY: a live region; clearing the mark is the corruption under test.
+        unsafe { (*region).map.clear((*region).unit(p.as_ptr().addr()), Mark::Free) };
+        assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free");
+
+        // Accounting that no longer adds up.
+        let mut h = heap();
+        h.allocated_bytes += Heap::<16>::MIN_BLOCK;
+        assert_eq!(h.check_invariants().unwrap_err().what, "free + allocated bytes differ from the total");
     }
 }
