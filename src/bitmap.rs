@@ -6,6 +6,11 @@
 //! - [`Mark::Alloc`]: the unit is the first unit of a live allocation (or of the region's
 //!   metadata). This catches a double free, or a pointer the heap never gave out, before anything
 //!   is changed.
+//! - [`Mark::Cached`] (both bits): the unit is the first unit of a free block held in a cache.
+//!
+//! A run of free blocks between two allocations is the units from the first free mark after an
+//! allocation mark to the next allocation mark, so runs are measured from the map alone
+//! ([`Bitmap::free_run`]).
 //!
 //! Every other unit is inside a block that starts earlier. The two bits of a unit sit side by
 //! side in one word, so one load answers both questions. Two bits per unit cost 1/128 of a region
@@ -19,6 +24,9 @@ const UNITS_PER_WORD: usize = WORD_BITS / 2;
 /// The free bits of every unit in a word.
 const FREE_BITS: usize = usize::MAX / 3;
 
+/// The allocation bits of every unit in a word.
+const ALLOC_BITS: usize = FREE_BITS << 1;
+
 /// What a unit's bits say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -27,6 +35,10 @@ pub(crate) enum Mark {
     Free = 0b01,
     /// The unit starts a live allocation (or the region's metadata).
     Alloc = 0b10,
+    /// The unit starts a free block held in a cache (see `Heap::with_cache`): free, but not to
+    /// be merged or taken by anything but its order's next request. Both bits are set, so
+    /// [`Mark::Alloc`] tests see it as taken.
+    Cached = 0b11,
 }
 
 /// A two-bit-per-unit map over machine words, owned by a region.
@@ -82,6 +94,7 @@ impl Bitmap {
     /// # Safety
     ///
     /// `unit` must be below the number of units the map was made for.
+    #[cfg(test)]
     #[inline(always)]
     pub(crate) unsafe fn has(self, unit: usize, mark: Mark) -> bool {
         // SAFETY: the caller keeps `unit` in range.
@@ -126,6 +139,65 @@ impl Bitmap {
         let (word, shift) = unsafe { self.word(unit) };
         // SAFETY: `word` is one of the map's words.
         unsafe { *word ^= 0b11 << shift };
+    }
+
+    /// The end of the run of free units that unit `unit` starts or is in: the next unit in
+    /// `unit + 1..ceil` that starts an allocation, a cached block or the metadata (all have the
+    /// allocation bit set), or `ceil`. Reads the map a word at a time and no block.
+    ///
+    /// # Safety
+    ///
+    /// `ceil` must be at most the number of units the map was made for.
+    pub(crate) unsafe fn run_end(self, unit: usize, ceil: usize) -> usize {
+        let mut at = unit + 1;
+        while at < ceil {
+            let (index, shift) = (at / UNITS_PER_WORD, 2 * (at % UNITS_PER_WORD));
+            // SAFETY: `at < ceil`, so its word is in range.
+            let bits = (unsafe { *self.words.add(index) } & ALLOC_BITS) >> shift << shift;
+            if bits != 0 {
+                return (index * UNITS_PER_WORD + bits.trailing_zeros() as usize / 2).min(ceil);
+            }
+            at = (index + 1) * UNITS_PER_WORD;
+        }
+        ceil
+    }
+
+    /// The start of the run of free units that the free block at unit `unit` is in: the first
+    /// free block after the nearest unit in `floor..unit` with the allocation bit set, or the
+    /// first free block at or above `floor` if there is none.
+    ///
+    /// Every unit belongs to the block or allocation that starts at the nearest marked unit at or
+    /// below it, so the units between an allocation's body and `unit` are free blocks.
+    ///
+    /// # Safety
+    ///
+    /// `floor <= unit`, `unit` below the number of units the map was made for, and a free block
+    /// must start at `unit`.
+    pub(crate) unsafe fn run_start(self, unit: usize, floor: usize) -> usize {
+        let mut start = unit;
+        let mut top = unit;
+        while top > floor {
+            let index = (top - 1) / UNITS_PER_WORD;
+            let base = index * UNITS_PER_WORD;
+            // The units `max(base, floor)..top` of this word.
+            let low = floor.max(base) - base;
+            let high = top - base;
+            let mask = (usize::MAX >> (WORD_BITS - 2 * (high - low))) << (2 * low);
+            // SAFETY: `base < top <= unit`, so the word is in range.
+            let word = unsafe { *self.words.add(index) } & mask;
+            let alloc = word & ALLOC_BITS;
+            // Only the free blocks above the highest allocation bit of this word count.
+            let above = WORD_BITS - alloc.leading_zeros() as usize;
+            let free = if above == WORD_BITS { 0 } else { word & FREE_BITS & (usize::MAX << above) };
+            if free != 0 {
+                start = base + free.trailing_zeros() as usize / 2;
+            }
+            if alloc != 0 {
+                break;
+            }
+            top = base.max(floor);
+        }
+        start
     }
 
     /// Whether any unit in `start..end` carries a mark (starts a block or an allocation).
@@ -210,6 +282,42 @@ mod tests {
             assert!(!map.any(UNITS_PER_WORD + 1, units));
         }
         assert_eq!(words[0], 0b01 | 0b0100 | 0b10 << 14 | 0b01 << (WORD_BITS - 2));
+    }
+
+    #[test]
+    fn runs_are_measured_between_allocation_marks() {
+        const W: usize = UNITS_PER_WORD;
+        let mut words = [0usize; 4];
+        // SAFETY: four words, used only through the map.
+        let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), 4) };
+        // An allocation at 3 (its body to W - 2), free blocks at W - 2, W, W + 8, a cached block
+        // at 2W + 5, a free block at 2W + 6 and an allocation at 3W + 1.
+        // SAFETY: every unit is below 4W.
+        unsafe {
+            map.set(3, Mark::Alloc);
+            for unit in [W - 2, W, W + 8, 2 * W + 6] {
+                map.set(unit, Mark::Free);
+            }
+            map.set(2 * W + 5, Mark::Cached);
+            map.set(3 * W + 1, Mark::Alloc);
+            // The run through W + 8 goes from the first free block after the allocation at 3 up
+            // to the cached block, across words both ways.
+            assert_eq!(map.run_start(W + 8, 0), W - 2);
+            assert_eq!(map.run_end(W + 8, 4 * W), 2 * W + 5);
+            assert_eq!(map.run_start(W - 2, 0), W - 2);
+            // `floor` and `ceil` bound the search: the run reaches below W, and on to 2W + 5.
+            assert_eq!(map.run_start(W + 8, W), W);
+            assert_eq!(map.run_start(W + 8, W + 1), W + 8);
+            assert_eq!(map.run_end(W + 8, W + 20), W + 20);
+            // A cached block ends a run and starts none: the next run begins after it.
+            assert_eq!(map.run_start(2 * W + 6, 0), 2 * W + 6);
+            assert_eq!(map.run_end(2 * W + 6, 4 * W), 3 * W + 1);
+            // With no allocation below, the run starts at the first free block above `floor`.
+            map.clear(3, Mark::Alloc);
+            assert_eq!(map.run_start(W + 8, 0), W - 2);
+            map.set(0, Mark::Free);
+            assert_eq!(map.run_start(W + 8, 0), 0);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::bitmap::Mark;
 use crate::error::{AllocError, FreeError, HeapError};
 use crate::free_list::{CacheList, FreeList};
 use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
-use crate::region::Region;
+use crate::region::{Region, RunFit};
 use crate::stats::Stats;
 
 mod check;
@@ -134,7 +134,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// free, so a double free is still caught), and the next request of that order takes it back
     /// in a few instructions: the "per-order cache" of Linux's per-CPU page lists. Cached blocks
     /// are merged back ([`Heap::coalesce`]) before any allocation reports out of memory, so the
-    /// cache never makes an allocation fail. [`LockedHeap`](crate::LockedHeap) turns it on
+    /// cache never makes an allocation fail. Until then a cached block is not merged, not part of
+    /// a run, and not taken by a neighbour that grows in place. [`LockedHeap`](crate::LockedHeap) turns it on
     /// (16 blocks per order); a bare `Heap` has it off, so its placement is the plain buddy rules.
     pub const fn with_cache(mut self, blocks_per_order: usize) -> Self {
         self.cache_limit = blocks_per_order;
@@ -295,37 +296,41 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // ours; `Exact` keeps only the units asked for.
             unsafe { self.split(region, addr, request.order, request.units) };
         }
-        // SAFETY: a cached block is in its region and marked free.
-        unsafe { (*region).map.flip((*region).unit(addr)) };
+        // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
+        unsafe { (*region).map.clear((*region).unit(addr), Mark::Free) };
         Some((region, addr))
     }
 
     /// Takes the block (or run) for `request` from the free lists, marked allocated.
+    ///
+    /// With [`Fit::Exact`], a request of [`RUN_FROM_ORDER`] or above first looks for the
+    /// best-fitting run of free blocks ([`Heap::take_run`]), and splits a block only when no run
+    /// fits: the holes that exact allocations leave are filled before whole blocks are cut.
     #[inline(always)]
     fn take_free(&mut self, request: Request, layout: Layout) -> Result<(*mut Region, usize), AllocError> {
+        let align = layout.align().max(Self::MIN_BLOCK);
+        if self.fit == Fit::Exact && request.order >= RUN_FROM_ORDER {
+            if let Some(hit) = self.take_run(request, align) {
+                return Ok(hit);
+            }
+        }
         let mut found = self.avail & (usize::MAX << request.order);
         if found == 0 {
             self.coalesce();
             found = self.avail & (usize::MAX << request.order);
         }
-        Ok(if found != 0 {
-            let order = found.trailing_zeros() as usize;
-            // SAFETY: bit `order` of `avail` is set, so list `order` holds a block.
-            let (region, addr) = unsafe { self.pop_block(order) };
-            // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
-            // because `order >= request.order`.
-            unsafe { self.split(region, addr, order, request.units) };
-            // SAFETY: `pop_block` returns a live region and an address inside it, still marked
-            // free.
-            unsafe { (*region).map.flip((*region).unit(addr)) };
-            (region, addr)
-        } else {
-            let align_order = layout.align().trailing_zeros().saturating_sub(MIN_SHIFT) as usize;
-            let (region, addr) = self.take_run(request, align_order).ok_or(AllocError::OutOfMemory)?;
-            // SAFETY: `take_run` returns a live region and an address inside it.
-            unsafe { (*region).map.set((*region).unit(addr), Mark::Alloc) };
-            (region, addr)
-        })
+        if found == 0 {
+            return self.take_run(request, align).ok_or(AllocError::OutOfMemory);
+        }
+        let order = found.trailing_zeros() as usize;
+        // SAFETY: bit `order` of `avail` is set, so list `order` holds a block.
+        let (region, addr) = unsafe { self.pop_block(order) };
+        // SAFETY: the block was just taken off its list, so it is ours; `units` fits in it
+        // because `order >= request.order`.
+        unsafe { self.split(region, addr, order, request.units) };
+        // SAFETY: `pop_block` returns a live region and an address inside it, still marked free.
+        unsafe { (*region).map.flip((*region).unit(addr)) };
+        Ok((region, addr))
     }
 
     /// Frees the block at `ptr`.
@@ -394,10 +399,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let limit = self.cache_limit;
         if let Some(cache) = self.cache.get_mut(request.order).filter(|c| whole && c.len < limit) {
             // SAFETY: the allocation is one whole block, ours again; its unit is marked
-            // allocated (`check_live`), and becomes marked free.
+            // allocated (`check_live`), and becomes marked cached.
             unsafe {
                 cache.push((*region).node(addr), region);
-                (*region).map.flip((*region).unit(addr));
+                (*region).map.set((*region).unit(addr), Mark::Cached);
             }
         } else {
             // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
@@ -580,7 +585,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 unsafe {
                     let region = (*node).region;
                     let addr = node.addr();
-                    (*region).map.clear((*region).unit(addr), Mark::Free);
+                    (*region).map.clear((*region).unit(addr), Mark::Cached);
                     self.free_block(region, addr, order, usize::MAX);
                 }
             }
@@ -624,11 +629,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             metadata_bytes += r.meta_bytes();
             at = r.next;
         }
-        let cached = self.cache.iter().enumerate().filter(|(_, c)| c.len > 0);
-        let largest_free_block = match self.avail {
-            0 => cached.map(|(k, _)| block_size(k)).max().unwrap_or(0),
-            avail => block_size(order::floor_log2(avail)),
-        };
+        let cached = self.cache.iter().rposition(|c| c.len > 0).map_or(0, block_size);
+        let listed = if self.avail == 0 { 0 } else { block_size(order::floor_log2(self.avail)) };
+        let largest_free_block = listed.max(cached);
         Stats {
             regions,
             total_bytes: self.total_bytes,
@@ -676,7 +679,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let unit = region.unit(addr);
         // SAFETY: `unit` is in the region.
         let bits = unsafe { region.map.bits(unit) };
-        if bits == Mark::Free as usize {
+        if bits == Mark::Free as usize || bits == Mark::Cached as usize {
             return Err(FreeError::DoubleFree { ptr: p });
         }
         if bits != Mark::Alloc as usize || addr == region.meta {
@@ -894,20 +897,30 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return Err(AllocError::OutOfMemory);
         }
         // SAFETY: just checked.
-        unsafe { self.absorb(region, old_end, new_end) };
+        unsafe { self.absorb(region, old_end, old_end, new_end) };
         Ok(())
     }
 
-    /// Serves a request that no single free block can hold, from a free block of a lower order
-    /// followed by free blocks that reach the request's end (a "run"), when memory is too
-    /// fragmented for the usual path. It looks at the first [`RUN_CANDIDATES`] blocks of each of
-    /// the [`RUN_DEPTH`] orders below the request's, so it stays O(`ORDERS`).
+    /// Serves a request from a "run": free blocks side by side that together cover it, marked
+    /// allocated. [`Fit::Exact`] tries this first for larger requests; every fit falls back on
+    /// it when no single free block is large enough.
+    ///
+    /// A run long enough for a request of order `k` holds a free block of order `k - 3` or above
+    /// (any span of `n` units holds a naturally aligned block of at least `n / 4` units, and free
+    /// buddies are merged). So it looks at the first [`RUN_CANDIDATES`] blocks of each of the
+    /// [`RUN_DEPTH`] orders below the request's, measures each one's run in the bitmap
+    /// ([`Region::fit_in_run`]), and takes the shortest run that fits: best fit, which keeps the
+    /// long runs whole for long requests. The work is bounded by the candidates and by a window
+    /// of twice the request around each, so it stays O(`ORDERS`) blocks.
     ///
     /// `dealloc` frees a run like any allocation: by cutting its range into naturally aligned
     /// blocks, so nothing else needs to know.
-    fn take_run(&mut self, request: Request, align_order: usize) -> Option<(*mut Region, usize)> {
-        let lowest = request.order.saturating_sub(RUN_DEPTH).max(align_order);
-        for order in (lowest..request.order).rev() {
+    fn take_run(&mut self, request: Request, align: usize) -> Option<(*mut Region, usize)> {
+        let need = request.bytes();
+        // Runs this long or longer are all as good as each other.
+        let enough = need.saturating_mul(2);
+        let mut best: Option<(*mut Region, RunFit)> = None;
+        'search: for order in (request.order.saturating_sub(RUN_DEPTH)..request.order).rev() {
             let mut node = self.lists[order].head();
             for _ in 0..RUN_CANDIDATES {
                 if node.is_null() {
@@ -915,45 +928,51 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 }
                 // SAFETY: a node on a list is a valid free block of a live region.
                 let (region, next) = unsafe { ((*node).region, (*node).next) };
-                let start = node.addr();
-                let from = start + block_size(order);
-                // `order < request.order`, so the request is longer than this block.
-                if let Some(end) = start.checked_add(request.bytes()) {
-                    // SAFETY: `region` is live; the blocks of a run are free and ours once taken.
-                    if unsafe { (*region).run_is_free(from, end) } {
-                        // SAFETY: the block at `start` is on list `order`; the rest was checked.
-                        unsafe {
-                            self.take_block(region, start, order);
-                            self.absorb(region, from, end);
-                        }
-                        return Some((region, start));
+                // SAFETY: as above; the region's bitmap and nodes are consistent.
+                let fit = unsafe { (*region).fit_in_run(node.addr(), need, align, enough, Self::MAX_ORDER) };
+                if let Some(fit) = fit.filter(|f| best.is_none_or(|(_, b)| f.len < b.len)) {
+                    best = Some((region, fit));
+                    if fit.len - need <= need / 8 {
+                        break 'search;
                     }
                 }
                 node = next;
             }
         }
-        None
+        let (region, fit) = best?;
+        // SAFETY: `fit_in_run` found free blocks tiling `[fit.head, fit.start + need)`, the first
+        // one starting at `fit.head`; once taken they are ours, and `fit.start` is in `region`.
+        unsafe {
+            self.absorb(region, fit.head, fit.start, fit.start + need);
+            (*region).map.set((*region).unit(fit.start), Mark::Alloc);
+        }
+        Some((region, fit.start))
     }
 
-    /// Takes the free blocks that cover `[from, end)` off their lists, and gives back what the
-    /// last one has beyond `end`.
+    /// Takes the free blocks that tile `[head, end)` off their lists (the last one may reach
+    /// past `end`), keeps `[from, end)` and gives the rest back.
     ///
     /// # Safety
     ///
-    /// [`Region::run_is_free`] must hold for `from..end` in `region`.
-    unsafe fn absorb(&mut self, region: *mut Region, from: usize, end: usize) {
+    /// Free blocks must tile `[head, end)` in `region`, the first starting at `head`, and
+    /// `head <= from < end` with `from` a multiple of `MIN_BLOCK` inside the first one.
+    unsafe fn absorb(&mut self, region: *mut Region, head: usize, from: usize, end: usize) {
         // SAFETY: `region` is live (caller).
         let r = unsafe { &*region };
-        let mut at = from;
+        let mut at = head;
         while at < end {
             // SAFETY: a free block starts at `at` (caller).
             let order = unsafe { (*r.node(at)).order };
             // SAFETY: as above.
             unsafe { self.take_block(region, at, order) };
             let next = at + block_size(order);
+            if at < from {
+                // SAFETY: the block is ours now; its part below `from` is not asked for.
+                unsafe { self.release(region, at, from, usize::MAX) };
+            }
             if next > end {
-                // SAFETY: the block is ours now; keep its first units up to `end`.
-                unsafe { self.split(region, at, order, (end - at) >> MIN_SHIFT) };
+                // SAFETY: as above, for its part from `end`.
+                unsafe { self.release(region, end, next, usize::MAX) };
             }
             at = next;
         }
@@ -961,10 +980,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 }
 
 /// Free blocks per order that [`Heap::take_run`] looks at.
-const RUN_CANDIDATES: usize = 4;
+const RUN_CANDIDATES: usize = 16;
 
-/// Orders below a request's where [`Heap::take_run`] looks for the start of a run.
-const RUN_DEPTH: usize = 2;
+/// Orders below a request's where [`Heap::take_run`] looks for candidates.
+const RUN_DEPTH: usize = 3;
+
+/// The lowest request order for which [`Fit::Exact`] looks for a run before it splits a block
+/// (requests above 8 minimum blocks: 256 bytes on 64-bit targets).
+const RUN_FROM_ORDER: usize = 4;
 
 /// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
 /// function, so it aborts rather than unwinds when it reaches a caller that cannot unwind (a

@@ -55,22 +55,25 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// [`LockedHeap::with_fit`](crate::LockedHeap::with_fit)), because `dealloc` must give back
 /// exactly the units `alloc` kept.
 ///
-/// The default is [`Fit::PowerOfTwo`], chosen by measurement (`cargo bench --bench compare`, see
-/// the README): on talc's random-actions workload it runs 1.3-2x faster than [`Fit::Exact`], and on
-/// talc's heap-efficiency workload it holds more of the arena at the first failure (65% against
-/// 58%), because the tails that `Exact` gives back are taken by small allocations and then keep
-/// the large blocks from merging again.
+/// The two trade speed for memory, measured with `cargo bench --bench compare` (see the README):
+/// on talc's heap-efficiency workload, [`Fit::Exact`] holds 93% of the arena as requested bytes at
+/// the first failure against 65% for [`Fit::PowerOfTwo`] (talc: 95%); on talc's random-actions
+/// workload [`Fit::PowerOfTwo`] runs 0.8-1.7x talc's speed and [`Fit::Exact`] 0.06-0.6x, because
+/// it looks for the best-fitting hole on every larger request. The default is
+/// [`Fit::PowerOfTwo`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Fit {
     /// Keep the whole power-of-two block, as classic buddy allocators do: a 4097-byte request
     /// holds 8 KiB. Allocation and free touch one block per order at most. This is the default.
     #[default]
     PowerOfTwo,
-    /// Keep only the minimum blocks the request needs and give the rest of the power-of-two block
-    /// back to the free lists at once, as Linux's `alloc_pages_exact` does: a 4097-byte request
-    /// holds 4128 bytes (on a 64-bit target), and 8 bytes aligned to 4096 hold one minimum block.
-    /// Best for a few large, long-lived allocations (buffers, page tables, DMA rings); with many
-    /// small short-lived allocations it fragments more than [`Fit::PowerOfTwo`].
+    /// Keep only the minimum blocks the request needs and give the rest back to the free lists
+    /// at once, as Linux's `alloc_pages_exact` does: a 4097-byte request holds 4128 bytes (on a
+    /// 64-bit target), and 8 bytes aligned to 4096 hold one minimum block. A request above 8
+    /// minimum blocks first goes to the best-fitting hole (a run of free blocks between
+    /// allocations) among the few it looks at, and splits a block only when none fits, so the
+    /// tails other allocations gave back are filled before whole blocks are cut. The setting for
+    /// heaps that must hold as much as possible; each larger request costs a bounded search.
     Exact,
 }
 

@@ -35,6 +35,17 @@ pub(crate) struct Region {
     pub(crate) next: *mut Region,
 }
 
+/// A place in a run of free blocks found by [`Region::fit_in_run`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunFit {
+    /// The free block that holds `start`.
+    pub(crate) head: usize,
+    /// Where the allocation would start.
+    pub(crate) start: usize,
+    /// Free bytes from `start` (up to the `enough` asked for).
+    pub(crate) len: usize,
+}
+
 /// Units of metadata for a region of `units` units: the header and the bitmap.
 const fn meta_units(units: usize) -> usize {
     let bytes = size_of::<Region>() + Bitmap::words_for(units) * size_of::<usize>();
@@ -153,20 +164,73 @@ impl Region {
     pub(crate) unsafe fn run_is_free(&self, from: usize, end: usize) -> bool {
         let mut at = from;
         while at < end {
-            // SAFETY: `contains` keeps the unit in range; a set free bit means a valid node.
-            if !self.contains(at) || !unsafe { self.map.has(self.unit(at), Mark::Free) } {
+            // SAFETY: `contains` keeps the unit in range. A cached block is marked
+            // `Mark::Cached`: it is held for its order's next request, not for runs.
+            if !self.contains(at) || unsafe { self.map.bits(self.unit(at)) } != Mark::Free as usize {
                 return false;
             }
-            // SAFETY: as above.
+            // SAFETY: a unit marked free holds a valid node.
             let order = unsafe { (*self.node(at)).order };
-            if order == crate::free_list::CACHED {
-                // A cached block is held for its order's next request, not for runs.
-                return false;
-            }
             // Blocks lie inside the region, so this does not overflow.
             at += crate::order::block_size(order);
         }
         true
+    }
+
+    /// The free block that holds `addr`: its start and order, found by trying each order's
+    /// aligned start below `addr`. O(`max_order`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Region::is_free_block`].
+    pub(crate) unsafe fn free_block_holding(&self, addr: usize, max_order: usize) -> Option<(usize, usize)> {
+        (0..=max_order).find_map(|order| {
+            let size = crate::order::block_size(order);
+            let start = addr & !(size - 1);
+            // SAFETY: the caller's invariant.
+            unsafe { self.is_free_block(start, order, size) }.then_some((start, order))
+        })
+    }
+
+    /// Where a request of `need` bytes aligned to `align` fits in the run of free blocks
+    /// through the free block at `addr`, if it does. The run is measured in the bitmap within
+    /// `enough` bytes either side of `addr`, and its length is reported up to `enough`.
+    ///
+    /// # Safety
+    ///
+    /// A free block must start at `addr`; otherwise as [`Region::is_free_block`].
+    #[inline]
+    pub(crate) unsafe fn fit_in_run(
+        &self,
+        addr: usize,
+        need: usize,
+        align: usize,
+        enough: usize,
+        max_order: usize,
+    ) -> Option<RunFit> {
+        let unit = self.unit(addr);
+        let window = enough >> MIN_SHIFT;
+        // SAFETY: `floor <= unit`, in range; a free block starts at `unit`.
+        let first = unsafe { self.map.run_start(unit, unit.saturating_sub(window)) };
+        // No need to look past `enough` bytes from the run's start (plus the alignment); the
+        // metadata's first unit is marked allocated, so no run reaches past it.
+        let reach = window.saturating_add(align >> MIN_SHIFT);
+        let ceil = first.saturating_add(reach).max(unit + 1).min(self.unit(self.meta));
+        // SAFETY: `ceil` is at most the metadata's unit, inside the map.
+        let last = unsafe { self.map.run_end(unit, ceil) };
+        let head = self.lo + (first << MIN_SHIFT);
+        let end = self.lo + (last << MIN_SHIFT);
+        let start = head.checked_add(align - 1)? & !(align - 1);
+        if start >= end || end - start < need {
+            return None;
+        }
+        let head = if start == head {
+            head
+        } else {
+            // SAFETY: the caller's invariant; `start` is inside the run.
+            unsafe { self.free_block_holding(start, max_order) }?.0
+        };
+        Some(RunFit { head, start, len: (end - start).min(enough) })
     }
 
     /// Whether a free block of order `order` and size `size` starts at `addr`.
@@ -180,7 +244,7 @@ impl Region {
         // SAFETY: `holds` keeps the unit in range; a set `free` bit means a valid node (the
         // caller's invariant).
         self.holds(addr, size)
-            && unsafe { self.map.has(self.unit(addr), Mark::Free) }
+            && unsafe { self.map.bits(self.unit(addr)) } == Mark::Free as usize
             && unsafe { (*self.node(addr)).order } == order
     }
 }

@@ -1,7 +1,9 @@
 //! The allocators under test, each built fresh over the shared arena for every trial.
 //!
 //! Every contender is used through its own `GlobalAlloc` impl with its own lock:
-//! - ours: `alloc_buddy_simple::LockedHeap<32>` (`spin::Mutex`; realloc in place where it can);
+//! - ours: `alloc_buddy_simple::LockedHeap<32>` (`spin::Mutex`; realloc in place where it can),
+//!   with the default `Fit::PowerOfTwo`;
+//! - ours-exact: the same with `Fit::Exact`, the memory-saving setting;
 //! - talc: `talc::TalcLock<spin::Mutex<()>, Manual>`, the arena claimed up front;
 //! - bsa: `buddy_system_allocator::LockedHeap<33>` (`spin` 0.10 mutex; no realloc override);
 //! - lla: `linked_list_allocator::LockedHeap` (`spinning_top`; no realloc override);
@@ -11,12 +13,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 
+use alloc_buddy_simple::Fit;
+
 use crate::Arena;
 
 /// The allocators under test, in table order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Ours,
+    OursExact,
     Talc,
     Bsa,
     Lla,
@@ -25,12 +30,13 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 6] =
-        [Kind::Ours, Kind::Talc, Kind::Bsa, Kind::Lla, Kind::Rlsf, Kind::System];
+    pub(crate) const ALL: [Kind; 7] =
+        [Kind::Ours, Kind::OursExact, Kind::Talc, Kind::Bsa, Kind::Lla, Kind::Rlsf, Kind::System];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::OursExact => "ours-exact",
             Kind::Talc => "talc",
             Kind::Bsa => "bsa",
             Kind::Lla => "lla",
@@ -41,7 +47,12 @@ impl Kind {
 
     pub(crate) fn describe(self) -> &'static str {
         match self {
-            Kind::Ours => "`alloc_buddy_simple::LockedHeap<32>` (this crate; `spin::Mutex`)",
+            Kind::Ours => {
+                "`alloc_buddy_simple::LockedHeap<32>` (this crate; `spin::Mutex`; `Fit::PowerOfTwo`, the default)"
+            }
+            Kind::OursExact => {
+                "the same with `Fit::Exact` (`LockedHeap::with_fit`), the memory-saving setting"
+            }
             Kind::Talc => "talc 5.1 `TalcLock<spin::Mutex<()>, Manual>`, the arena claimed up front",
             Kind::Bsa => "`buddy_system_allocator` 0.13 `LockedHeap<33>` (no realloc override)",
             Kind::Lla => "`linked_list_allocator` 0.10 `LockedHeap` (no realloc override)",
@@ -92,7 +103,8 @@ pub(crate) trait Job {
 /// abandoned, never touched again) before the next is built.
 pub(crate) fn run_fresh<J: Job>(kind: Kind, arena: Arena, job: &mut J) -> J::Out {
     match kind {
-        Kind::Ours => job.run(&*ours(arena), kind),
+        Kind::Ours => job.run(&*ours(arena, Fit::PowerOfTwo), kind),
+        Kind::OursExact => job.run(&*ours(arena, Fit::Exact), kind),
         Kind::Talc => job.run(&*talc(arena), kind),
         Kind::Bsa => job.run(&*bsa(arena), kind),
         Kind::Lla => job.run(&*lla(arena), kind),
@@ -103,8 +115,8 @@ pub(crate) fn run_fresh<J: Job>(kind: Kind, arena: Arena, job: &mut J) -> J::Out
 
 type Ours = alloc_buddy_simple::LockedHeap<32>;
 
-fn ours(arena: Arena) -> Box<Ours> {
-    let heap = Box::new(Ours::new());
+fn ours(arena: Arena, fit: Fit) -> Box<Ours> {
+    let heap = Box::new(Ours::with_fit(fit));
     // SAFETY: the arena is valid for reads and writes for the rest of the program (it is never
     // freed), and no other allocator uses it while this one lives (see `run_fresh`).
     unsafe { heap.init(arena.base, arena.size) }.expect("ours: init of the arena failed");

@@ -143,9 +143,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return fail("free block misaligned or past its region");
         }
         let unit = r.unit(addr);
+        let mark = if tag == CACHED { Mark::Cached } else { Mark::Free };
         // SAFETY: the block is inside the region.
-        if unsafe { r.map.bits(unit) } != Mark::Free as usize {
-            return fail("free block not marked free");
+        if unsafe { r.map.bits(unit) } != mark as usize {
+            return fail("free block not marked free (or cached)");
         }
         // SAFETY: the block is inside the region.
         if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
@@ -213,7 +214,7 @@ mod tests {
         let region = h.region_of(p.as_ptr().addr());
         // SAFETY: a live region; clearing the mark is the corruption under test.
         unsafe { (*region).map.clear((*region).unit(p.as_ptr().addr()), Mark::Free) };
-        assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free");
+        assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free (or cached)");
 
         // Accounting that no longer adds up.
         let mut h = heap();
