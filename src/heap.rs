@@ -305,8 +305,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// With [`Fit::Exact`], a request of [`RUN_FROM_ORDER`] or above first looks for the
     /// best-fitting run of free blocks ([`Heap::take_run`]), and splits a block only when no run
-    /// fits: the holes that exact allocations leave are filled before whole blocks are cut.
-    #[inline(always)]
+    /// fits: the holes that exact allocations leave are filled before whole blocks are cut. Kept
+    /// out of line, so that the cached path of `alloc` stays small.
+    #[inline(never)]
     fn take_free(&mut self, request: Request, layout: Layout) -> Result<(*mut Region, usize), AllocError> {
         let align = layout.align().max(Self::MIN_BLOCK);
         if self.fit == Fit::Exact && request.order >= RUN_FROM_ORDER {
@@ -405,22 +406,35 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 (*region).map.set((*region).unit(addr), Mark::Cached);
             }
         } else {
-            // SAFETY: `check_live` found a live allocation starting at `addr` in `region`.
-            unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
-            if whole {
-                // SAFETY: the allocation is one whole, aligned block (a run, or an exact
-                // allocation that grew in place, may not be; they take the other path), ours
-                // again and on no list.
-                unsafe { self.free_block(region, addr, request.order, request.order) };
-            } else {
-                // SAFETY: the allocation's units are ours again and on no list.
-                unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
-            }
+            // SAFETY: `check_live` found a live allocation of `request` at `addr` in `region`.
+            unsafe { self.give_back(region, addr, request, whole) };
         }
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();
         self.allocations -= 1;
         Ok(())
+    }
+
+    /// Frees the live allocation of `request` at `addr` into the free lists, merged: the path of
+    /// a free that the cache does not take, kept out of line so that the cached path stays small.
+    ///
+    /// # Safety
+    ///
+    /// A live allocation of `request` must start at `addr` in `region`; `whole` says whether it
+    /// is one whole, naturally aligned block of `request.order`.
+    #[inline(never)]
+    unsafe fn give_back(&mut self, region: *mut Region, addr: usize, request: Request, whole: bool) {
+        // SAFETY: the allocation starts at `addr` in `region` (caller).
+        unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
+        if whole {
+            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
+            // that grew in place, may not be; they take the other path), ours again and on no
+            // list.
+            unsafe { self.free_block(region, addr, request.order, request.order) };
+        } else {
+            // SAFETY: the allocation's units are ours again and on no list.
+            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+        }
     }
 
     /// Resizes the allocation at `ptr` to `new_size` bytes, in place when it can, and returns
