@@ -58,9 +58,9 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// The two trade speed for memory, measured with `cargo bench --bench compare` (see the README):
 /// on talc's heap-efficiency workload, [`Fit::Exact`] holds 93% of the arena as requested bytes at
 /// the first failure against 65% for [`Fit::PowerOfTwo`] (talc: 95%); on talc's random-actions
-/// workload [`Fit::PowerOfTwo`] runs 0.8-1.7x talc's speed and [`Fit::Exact`] 0.06-0.6x, because
-/// it looks for the best-fitting hole on every larger request. The default is
-/// [`Fit::PowerOfTwo`].
+/// workload [`Fit::PowerOfTwo`] runs 0.8-1.7x talc's speed and [`Fit::Exact`] 0.3-0.6x, because
+/// once the heap fills up it looks for the best-fitting hole on every larger request. The default
+/// is [`Fit::PowerOfTwo`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Fit {
     /// Keep the whole power-of-two block, as classic buddy allocators do: a 4097-byte request
@@ -72,8 +72,10 @@ pub enum Fit {
     /// 64-bit target), and 8 bytes aligned to 4096 hold one minimum block. A request above 8
     /// minimum blocks first goes to the best-fitting hole (a run of free blocks between
     /// allocations) among the few it looks at, and splits a block only when none fits, so the
-    /// tails other allocations gave back are filled before whole blocks are cut. The setting for
-    /// heaps that must hold as much as possible; each larger request costs a bounded search.
+    /// tails other allocations gave back are filled before whole blocks are cut (while the heap is
+    /// less than 1/8 allocated, a free block of the request's size is taken without looking). The
+    /// setting for heaps that must hold as much as possible; each larger request then costs a
+    /// bounded search.
     Exact,
 }
 

@@ -194,15 +194,14 @@ fn exact_fit_script() {
         step(1, 1, 129 * U),       // order 0 is LIFO: 129 was pushed after 13
         step(1, 1, 13 * U),        // then 13
         step(U + 1, 1, 130 * U),   // 2 units: order 1 list holds 130 (newest) and 14
-        // 129 units (order 8) go to the best-fitting run, not to the free order-8 block at 256:
-        // the run 14-127 is too short, the run from 132 fits; it takes 132-260 and gives back
-        // 261, 262-263, 264-271, ..., 384-511 of the order-8 block.
-        step(4097, 1, 132 * U),
-        step(24, 8, 261 * U), // the only order-0 block
-        step(1, 1, 262 * U),  // order-1 head 262 split, 263 back
+        // 129 units from the order-8 block at 256; 385, 386-387, ... back. (The heap is under
+        // 1/8 allocated and an order-8 block is free, so no run is looked for.)
+        step(4097, 1, 256 * U),
+        step(24, 8, 385 * U), // the only order-0 block
+        step(1, 1, 386 * U),  // order-1 head 386 split, 387 back
     ];
     let units_held = 1 + 1 + 3 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 2 + 129;
-    run_script(Fit::Exact, &script, [1, 2, 0, 1, 2, 2, 2, 1, 0, 1, 1, 0], units_held * U);
+    run_script(Fit::Exact, &script, [1, 2, 2, 2, 3, 3, 3, 0, 0, 1, 1, 0], units_held * U);
 }
 
 #[test]
@@ -550,11 +549,16 @@ fn exact_fit_fills_the_tightest_hole_first() {
     const U: usize = MIN;
     let (mut heap, base) = heap_with_usable::<32>(Fit::Exact, 64 << 10);
     let fresh = heap.stats();
-    // Five allocations side by side, units 0-19, 20-51, 52-71, 72-134 and 135-154.
+    // A 12 KiB allocation first, so the heap is more than 1/8 allocated: from then on every
+    // exact request above 8 units looks for the best-fitting run.
+    let filler = layout(384 * U, 8);
+    let f = heap.alloc(filler).unwrap();
+    assert_eq!(off(f, base), 0);
+    // Five allocations side by side after it, packed into the run the filler left.
     let sizes = [20 * U, 32 * U, 20 * U, 63 * U, 20 * U];
     let mut live: Vec<_> = sizes.iter().map(|&s| (heap.alloc(layout(s, 8)).unwrap(), layout(s, 8))).collect();
     let starts: Vec<usize> = live.iter().map(|&(p, _)| off(p, base) / U).collect();
-    assert_eq!(starts, [0, 20, 52, 72, 135]);
+    assert_eq!(starts, [384, 404, 436, 456, 519]);
     // Free the 32-unit and the 63-unit allocations: two holes between live ones.
     for i in [3, 1] {
         let (p, l) = live.remove(i);
@@ -562,17 +566,18 @@ fn exact_fit_fills_the_tightest_hole_first() {
         unsafe { heap.dealloc(p, l) };
     }
     heap.check_invariants().unwrap();
-    // 29 units fit both holes (and the free memory after unit 155): the tightest one is taken.
+    // 29 units fit both holes (and the free memory after the last allocation): the tightest one
+    // is taken.
     let a = heap.alloc(layout(29 * U, 8)).unwrap();
-    assert_eq!(off(a, base), 20 * U);
+    assert_eq!(off(a, base), 404 * U);
     // 40 units fit only the 63-unit hole.
     let b = heap.alloc(layout(40 * U, 8)).unwrap();
-    assert_eq!(off(b, base), 72 * U);
+    assert_eq!(off(b, base), 456 * U);
     // 64 units fit no hole: they go after the last allocation, into fresh memory.
     let c = heap.alloc(layout(64 * U, 8)).unwrap();
-    assert!(off(c, base) >= 155 * U);
+    assert!(off(c, base) >= 539 * U);
     heap.check_invariants().unwrap();
-    live.extend([(a, layout(29 * U, 8)), (b, layout(40 * U, 8)), (c, layout(64 * U, 8))]);
+    live.extend([(f, filler), (a, layout(29 * U, 8)), (b, layout(40 * U, 8)), (c, layout(64 * U, 8))]);
     free_all(&mut heap, &live);
     heap.coalesce();
     assert_eq!(heap.stats(), fresh);
