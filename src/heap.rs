@@ -265,7 +265,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// [`AllocError::Unsatisfiable`] if the size or alignment exceeds [`Heap::MAX_BLOCK`];
     /// [`AllocError::OutOfMemory`] if no free block is large enough. Never panics.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let request = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
         let (region, addr) =
@@ -694,13 +694,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let region = unsafe { region_ptr.as_ref() }.ok_or(FreeError::NotOwned { ptr: p })?;
         let request = Request::new(layout, self.fit, Self::MAX_ORDER)
             .ok_or(FreeError::WrongLayout { ptr: p, size: layout.size() })?;
-        if addr & (Self::MIN_BLOCK - 1) != 0 || addr & (layout.align() - 1) != 0 {
+        if addr & (layout.align().max(Self::MIN_BLOCK) - 1) != 0 {
             return Err(FreeError::Misaligned { ptr: p });
         }
         let unit = region.unit(addr);
         // SAFETY: `unit` is in the region.
         let bits = unsafe { region.map.bits(unit) };
-        if bits == Mark::Free as usize || bits == Mark::Cached as usize {
+        // `Mark::Free` and `Mark::Cached` both have the free bit.
+        if bits & Mark::Free as usize != 0 {
             return Err(FreeError::DoubleFree { ptr: p });
         }
         if bits != Mark::Alloc as usize || addr == region.meta {

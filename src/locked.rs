@@ -142,9 +142,16 @@ impl<const ORDERS: usize> Inner<ORDERS> {
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         match self.heap.alloc(layout) {
             Ok(block) => Some(block),
-            Err(_) if self.claim_arena() => self.heap.alloc(layout).ok(),
-            Err(_) => None,
+            Err(_) => self.claim_and_alloc(layout),
         }
+    }
+
+    /// The failure path of [`Inner::alloc`]: claims the arena if it is still waiting and tries
+    /// again. Out of line, so that `Heap::alloc` is inlined once, on the fast path.
+    #[cold]
+    #[inline(never)]
+    fn claim_and_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        if self.claim_arena() { self.heap.alloc(layout).ok() } else { None }
     }
 }
 

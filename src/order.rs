@@ -95,19 +95,23 @@ impl Request {
     /// it. A zero-size layout is served like a one-byte layout.
     #[inline(always)]
     pub(crate) const fn new(layout: Layout, fit: Fit, max_order: usize) -> Option<Self> {
-        // `Layout` keeps `size <= isize::MAX`, so adding `MIN_BLOCK - 1` cannot overflow.
-        let units = match (layout.size() + MIN_BLOCK - 1) >> MIN_SHIFT {
-            0 => 1,
-            n => n,
-        };
-        let size_order = ceil_log2(units);
-        let align_order = (layout.align().trailing_zeros()).saturating_sub(MIN_SHIFT) as usize;
-        let order = if size_order > align_order { size_order } else { align_order };
+        // The order covers both the size and the alignment: that of the smallest power of two
+        // that is at least both and at least `MIN_BLOCK` (`ceil(log2(x))` for `x >= 2` is the
+        // bit length of `x - 1`).
+        let size = layout.size();
+        let align = layout.align();
+        let covered = if size > align { size } else { align };
+        let covered = if covered > MIN_BLOCK { covered } else { MIN_BLOCK };
+        let order = (usize::BITS - (covered - 1).leading_zeros() - MIN_SHIFT) as usize;
         if order > max_order {
             return None;
         }
         let units = match fit {
-            Fit::Exact => units,
+            // `Layout` keeps `size <= isize::MAX`, so adding `MIN_BLOCK - 1` cannot overflow.
+            Fit::Exact => match (size + MIN_BLOCK - 1) >> MIN_SHIFT {
+                0 => 1,
+                n => n,
+            },
             Fit::PowerOfTwo => 1 << order,
         };
         Some(Request { order, units })
@@ -118,12 +122,6 @@ impl Request {
     pub(crate) const fn bytes(self) -> usize {
         self.units << MIN_SHIFT
     }
-}
-
-/// `ceil(log2(n))` for `n >= 1`.
-#[inline(always)]
-pub(crate) const fn ceil_log2(n: usize) -> usize {
-    if n <= 1 { 0 } else { (usize::BITS - (n - 1).leading_zeros()) as usize }
 }
 
 /// `floor(log2(n))` for `n >= 1`.
@@ -178,12 +176,6 @@ mod tests {
 
     #[test]
     fn logs() {
-        assert_eq!(ceil_log2(1), 0);
-        assert_eq!(ceil_log2(2), 1);
-        assert_eq!(ceil_log2(3), 2);
-        assert_eq!(ceil_log2(4), 2);
-        assert_eq!(ceil_log2(5), 3);
-        assert_eq!(ceil_log2(usize::MAX), usize::BITS as usize);
         assert_eq!(floor_log2(1), 0);
         assert_eq!(floor_log2(3), 1);
         assert_eq!(floor_log2(usize::MAX), usize::BITS as usize - 1);
@@ -197,6 +189,25 @@ mod tests {
         // The largest block still fits in a usize.
         assert!(block_size(ORDER_LIMIT).is_power_of_two());
         assert_eq!(block_size(ORDER_LIMIT), 1 << (usize::BITS - 1));
+    }
+
+    #[test]
+    fn request_order_covers_size_and_alignment() {
+        // The order is that of the smallest block that holds the size and is aligned enough,
+        // found here the slow way.
+        let max = max_order(32);
+        for size in (0..if cfg!(miri) { 300 } else { 3000 }).chain([4095, 4096, 4097, 1 << 20, (1 << 20) + 1])
+        {
+            for align_log in 0..16 {
+                let align = 1usize << align_log;
+                let request = Request::new(layout(size, align), Fit::PowerOfTwo, max).unwrap();
+                let order = (0..).find(|&k| block_size(k) >= size && block_size(k) >= align).unwrap();
+                assert_eq!(request.order, order, "{size} bytes at align {align}");
+                assert_eq!(request.units, 1 << order);
+                let exact = Request::new(layout(size, align), Fit::Exact, max).unwrap();
+                assert_eq!((exact.order, exact.units), (order, size.div_ceil(MIN_BLOCK).max(1)));
+            }
+        }
     }
 
     #[test]
