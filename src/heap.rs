@@ -405,10 +405,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let limit = self.cache_limit;
         if let Some(cache) = self.cache.get_mut(request.order).filter(|c| whole && c.len < limit) {
             // SAFETY: the allocation is one whole block, ours again; its unit is marked
-            // allocated (`check_live`), and becomes marked cached.
+            // allocated (`check_live`), and becomes marked cached. (The mark first: writing the
+            // node would make the compiler load the region's fields again.)
             unsafe {
-                cache.push((*region).node(addr), region);
                 (*region).map.set((*region).unit(addr), Mark::Cached);
+                cache.push((*region).node(addr), region);
             }
         } else {
             // SAFETY: `check_live` found a live allocation of `request` at `addr` in `region`.
