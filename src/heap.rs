@@ -131,12 +131,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// eight smallest orders (up to 4 KiB blocks on 64-bit targets, 2 KiB on 32-bit ones).
     ///
     /// A free of such a block then skips the buddy check and merge and keeps the block (marked
-    /// free, so a double free is still caught), and the next request of that order takes it back
+    /// cached, so a double free is still caught), and the next request of that order takes it back
     /// in a few instructions: the "per-order cache" of Linux's per-CPU page lists. Cached blocks
     /// are merged back ([`Heap::coalesce`]) before any allocation reports out of memory, so the
     /// cache never makes an allocation fail. Until then a cached block is not merged, not part of
-    /// a run, and not taken by a neighbour that grows in place. [`LockedHeap`](crate::LockedHeap) turns it on
-    /// (16 blocks per order); a bare `Heap` has it off, so its placement is the plain buddy rules.
+    /// a run, and not taken by a neighbour that grows in place. [`LockedHeap`](crate::LockedHeap)
+    /// turns it on (16 blocks per order); a bare `Heap` has it off, so its placement is the plain
+    /// buddy rules.
     pub const fn with_cache(mut self, blocks_per_order: usize) -> Self {
         self.cache_limit = blocks_per_order;
         self
@@ -306,16 +307,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// With [`Fit::Exact`], a request of [`RUN_FROM_ORDER`] or above first looks for the
     /// best-fitting run of free blocks ([`Heap::take_run`]), and splits a block only when no run
     /// fits: the holes that exact allocations leave are filled before whole blocks are cut. While
-    /// less than `1 / LOOSE_PART` of the heap is allocated and a block of the request's own order is
-    /// free, it takes that block without looking: with memory to spare, placement matters little
-    /// and the search is what costs. Kept
-    /// out of line, so that the cached path of `alloc` stays small.
+    /// less than `1 / LOOSE_PART` of the heap is allocated and a block of the request's own
+    /// order is free, it takes that block without looking: with memory to spare, placement
+    /// matters little and the search is what costs. Kept out of line, so that the cached path of
+    /// `alloc` stays small.
     #[inline(never)]
     fn take_free(&mut self, request: Request, layout: Layout) -> Result<(*mut Region, usize), AllocError> {
         let align = layout.align().max(Self::MIN_BLOCK);
         let loose =
-            self.allocated_bytes < self.total_bytes / LOOSE_PART && self.avail & (1 << request.order) != 0;
-        if self.fit == Fit::Exact && request.order >= RUN_FROM_ORDER && !loose {
+            || self.allocated_bytes < self.total_bytes / LOOSE_PART && self.avail & (1 << request.order) != 0;
+        if self.fit == Fit::Exact && request.order >= RUN_FROM_ORDER && !loose() {
             if let Some(hit) = self.take_run(request, align) {
                 return Ok(hit);
             }
@@ -914,8 +915,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         old_end: usize,
         new_end: usize,
     ) -> Result<(), AllocError> {
-        // SAFETY: `region` is live (caller). A free block that contains `old_end` starts there,
-        // because the units before it are allocated.
+        // SAFETY: `region` is live (caller), and `old_end < new_end`. A free block that contains
+        // `old_end` starts there, because the units before it are allocated.
         if !unsafe { (*region).run_is_free(old_end, new_end) } {
             return Err(AllocError::OutOfMemory);
         }

@@ -155,26 +155,21 @@ impl Region {
         self.ptr(addr).cast()
     }
 
-    /// Whether free blocks tile `[from, end)`, each starting where the last one ended (the last
-    /// may reach past `end`).
+    /// Whether free blocks tile `[from, end)`, the first starting at `from` (the last may reach
+    /// past `end`). Cached blocks do not count: they are held for their order's next request.
+    /// Reads the bitmap only ([`Bitmap::run_end`]).
     ///
     /// # Safety
     ///
-    /// As [`Region::is_free_block`].
+    /// `from < end`; the region's bitmap must be consistent.
     pub(crate) unsafe fn run_is_free(&self, from: usize, end: usize) -> bool {
-        let mut at = from;
-        while at < end {
-            // SAFETY: `contains` keeps the unit in range. A cached block is marked
-            // `Mark::Cached`: it is held for its order's next request, not for runs.
-            if !self.contains(at) || unsafe { self.map.bits(self.unit(at)) } != Mark::Free as usize {
-                return false;
-            }
-            // SAFETY: a unit marked free holds a valid node.
-            let order = unsafe { (*self.node(at)).order };
-            // Blocks lie inside the region, so this does not overflow.
-            at += crate::order::block_size(order);
+        // The metadata's first unit is marked allocated, so no run reaches past it.
+        if !self.contains(from) || end > self.meta {
+            return false;
         }
-        true
+        let (unit, last) = (self.unit(from), (end - self.lo) >> MIN_SHIFT);
+        // SAFETY: `unit` is in the region and `last` at most the metadata's unit.
+        unsafe { self.map.bits(unit) == Mark::Free as usize && self.map.run_end(unit, last) == last }
     }
 
     /// The free block that holds `addr`: its start and order, found by trying each order's
