@@ -56,7 +56,7 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// exactly the units `alloc` kept.
 ///
 /// The two trade speed for memory, measured with `cargo bench --bench compare` (see the README):
-/// on talc's heap-efficiency workload, [`Fit::Exact`] holds 93% of the arena as requested bytes at
+/// on talc's heap-efficiency workload, [`Fit::Exact`] holds 92% of the arena as requested bytes at
 /// the first failure against 65% for [`Fit::PowerOfTwo`] (talc: 95%); on talc's random-actions
 /// workload [`Fit::PowerOfTwo`] runs 0.96-1.9x talc's speed and [`Fit::Exact`] 0.3-0.7x, because
 /// once the heap fills up it looks for the best-fitting hole on every larger request. The default
