@@ -400,7 +400,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// ```
     #[inline]
     pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
-        let (region, request) = self.check_live(ptr, layout)?;
+        let (region, request, unit) = self.check_live(ptr, layout)?;
         let addr = ptr.as_ptr().addr();
         let whole = request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0;
         let limit = self.cache_limit;
@@ -409,12 +409,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // allocated (`check_live`), and becomes marked cached. (The mark first: writing the
             // node would make the compiler load the region's fields again.)
             unsafe {
-                (*region).map.set((*region).unit(addr), Mark::Cached);
+                (*region).map.set(unit, Mark::Cached);
                 cache.push((*region).node(addr), region);
             }
         } else {
             // SAFETY: `check_live` found a live allocation of `request` at `addr` in `region`.
-            unsafe { self.give_back(region, addr, request, whole) };
+            unsafe { self.give_back(region, addr, unit, request, whole) };
         }
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();
@@ -429,12 +429,19 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// # Safety
     ///
-    /// A live allocation of `request` must start at `addr` in `region`; `whole` says whether it
-    /// is one whole, naturally aligned block of `request.order`.
+    /// A live allocation of `request` must start at `addr` (bitmap unit `unit`) in `region`;
+    /// `whole` says whether it is one whole, naturally aligned block of `request.order`.
     #[inline(always)]
-    unsafe fn give_back(&mut self, region: *mut Region, addr: usize, request: Request, whole: bool) {
-        // SAFETY: the allocation starts at `addr` in `region` (caller).
-        unsafe { (*region).map.clear((*region).unit(addr), Mark::Alloc) };
+    unsafe fn give_back(
+        &mut self,
+        region: *mut Region,
+        addr: usize,
+        unit: usize,
+        request: Request,
+        whole: bool,
+    ) {
+        // SAFETY: the allocation starts at `unit` in `region` (caller).
+        unsafe { (*region).map.clear(unit, Mark::Alloc) };
         if whole {
             // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
             // that grew in place, may not be; they take the other path), ours again and on no
@@ -686,9 +693,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         at
     }
 
-    /// Checks that `ptr` starts a live allocation that `layout` fits, before a free.
+    /// Checks that `ptr` starts a live allocation that `layout` fits, before a free; returns its
+    /// region, its request and its bitmap unit.
     #[inline(always)]
-    fn check_live(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
+    fn check_live(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<(*mut Region, Request, usize), FreeError> {
         let p = ptr.as_ptr().cast_const();
         let addr = p.addr();
         let region_ptr = self.region_of(addr);
@@ -730,7 +742,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 return Err(wrong);
             }
         }
-        Ok((region_ptr, request))
+        Ok((region_ptr, request, unit))
     }
 
     /// Puts the free block `[addr, addr + block_size(order))` on its list, without merging.
