@@ -114,6 +114,32 @@ impl Bitmap {
         unsafe { *word |= (mark as usize) << shift };
     }
 
+    /// Gives unit `unit` exactly `mark`, whatever it carried.
+    ///
+    /// # Safety
+    ///
+    /// `unit` must be below the number of units the map was made for.
+    #[inline(always)]
+    pub(crate) unsafe fn put(self, unit: usize, mark: Mark) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word = (*word & !(0b11 << shift)) | (mark as usize) << shift };
+    }
+
+    /// Clears both bits of unit `unit`: it starts nothing.
+    ///
+    /// # Safety
+    ///
+    /// `unit` must be below the number of units the map was made for.
+    #[inline(always)]
+    pub(crate) unsafe fn erase(self, unit: usize) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word &= !(0b11 << shift) };
+    }
+
     /// Clears `mark` on unit `unit`.
     ///
     /// # Safety

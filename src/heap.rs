@@ -268,38 +268,65 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// [`AllocError::OutOfMemory`] if no free block is large enough. Never panics.
     #[inline(always)]
     pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let request = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
-        let (region, addr) =
-            if let Some(hit) = self.take_cached(request) { hit } else { self.take_free(request, layout)? };
-        // SAFETY: every path returns a live region.
-        let region = unsafe { &*region };
-        self.allocated_bytes += request.bytes();
-        self.requested_bytes += layout.size();
-        self.allocations += 1;
-        // SAFETY: a block address is never 0 (regions never start at null).
-        Ok(unsafe { NonNull::new_unchecked(region.ptr(addr)) })
+        match self.cache_alloc(layout) {
+            Some(block) => Ok(block),
+            None => self.alloc_listed(layout),
+        }
     }
 
-    /// Takes a cached block of the request's order, if there is one, marked allocated.
+    /// The fast path of an allocation: takes a cached block of the layout's order, if there is
+    /// one (see [`Heap::with_cache`]). Computes only the order: the rest of the request is needed
+    /// only by [`Fit::Exact`] and by the free lists.
     #[inline(always)]
-    fn take_cached(&mut self, request: Request) -> Option<(*mut Region, usize)> {
-        let cache = self.cache.get_mut(request.order)?;
-        // SAFETY: cached nodes are valid free blocks of live regions (heap invariant).
-        let node = unsafe { cache.pop() };
+    fn cache_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        let size = layout.size();
+        let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
+        if covered > block_size(CACHE_ORDERS - 1) {
+            return None;
+        }
+        let order = order::ceil_order(covered);
+        // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above); cached nodes are valid
+        // free blocks of live regions (heap invariant).
+        let node = unsafe { self.cache.get_unchecked_mut(order).pop() };
         if node.is_null() {
             return None;
         }
         // SAFETY: as above.
         let region = unsafe { (*node).region };
         let addr = node.addr();
-        if request.units != 1 << request.order {
-            // SAFETY: the cached block is a whole, aligned block of the request's order, now
-            // ours; `Exact` keeps only the units asked for.
-            unsafe { self.split(region, addr, request.order, request.units) };
+        let mut bytes = block_size(order);
+        if self.fit == Fit::Exact {
+            let units = order::units_of(size);
+            if units != 1 << order {
+                // SAFETY: the cached block is a whole, aligned block of `order`, now ours;
+                // `Exact` keeps only the units asked for.
+                unsafe { self.split_out_of_line(region, addr, order, units) };
+                bytes = units << MIN_SHIFT;
+            }
         }
         // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
-        unsafe { (*region).map.clear((*region).unit(addr), Mark::Free) };
-        Some((region, addr))
+        let r = unsafe { &*region };
+        // SAFETY: `addr` is in the region.
+        unsafe { r.map.clear(r.unit(addr), Mark::Free) };
+        self.allocated_bytes += bytes;
+        self.requested_bytes += size;
+        self.allocations += 1;
+        // SAFETY: a block address is never 0 (regions never start at null).
+        Some(unsafe { NonNull::new_unchecked(r.ptr(addr)) })
+    }
+
+    /// An allocation from the free lists: the path of [`Heap::alloc`] when no cached block
+    /// serves the layout. Out of line, so that the cached path stays small.
+    #[inline(never)]
+    fn alloc_listed(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let request = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
+        let (region, addr) = self.take_free(request, layout)?;
+        self.allocated_bytes += request.bytes();
+        self.requested_bytes += layout.size();
+        self.allocations += 1;
+        // SAFETY: every path returns a live region, and a block address is never 0 (regions
+        // never start at null).
+        Ok(unsafe { NonNull::new_unchecked((*region).ptr(addr)) })
     }
 
     /// Takes the block (or run) for `request` from the free lists, marked allocated.
@@ -309,9 +336,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// fits: the holes that exact allocations leave are filled before whole blocks are cut. While
     /// less than `1 / LOOSE_PART` of the heap is allocated and a block of the request's own
     /// order is free, it takes that block without looking: with memory to spare, placement
-    /// matters little and the search is what costs. Kept out of line, so that the cached path of
-    /// `alloc` stays small.
-    #[inline(never)]
+    /// matters little and the search is what costs.
+    #[inline(always)]
     fn take_free(&mut self, request: Request, layout: Layout) -> Result<(*mut Region, usize), AllocError> {
         let align = layout.align().max(Self::MIN_BLOCK);
         let loose =
@@ -400,57 +426,120 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// ```
     #[inline]
     pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
-        let (region, request, unit) = self.check_live(ptr, layout)?;
+        // SAFETY: the caller's contract.
+        if unsafe { self.cache_free(ptr, layout) } {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        unsafe { self.free_checked(ptr, layout) }
+    }
+
+    /// The fast path of a free: puts a live allocation that is one whole block of a cached order
+    /// into its order's cache, if there is room, and returns `true`. Returns `false`, changing
+    /// nothing, for anything else (a full cache, a larger or partial allocation, any misuse),
+    /// which [`Heap::free_checked`] then handles or reports.
+    ///
+    /// It makes the same checks as [`Heap::check_live`], in the order that lets the common case
+    /// use the fewest registers: a function that needs none saved is a third shorter.
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::dealloc`].
+    #[inline(always)]
+    unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
+        let size = layout.size();
+        let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
+        if covered > block_size(CACHE_ORDERS - 1) {
+            return false;
+        }
+        let order = order::ceil_order(covered);
+        let bytes = block_size(order);
         let addr = ptr.as_ptr().addr();
-        let whole = request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0;
-        let limit = self.cache_limit;
-        if let Some(cache) = self.cache.get_mut(request.order).filter(|c| whole && c.len < limit) {
+        // Aligned to its block, so to the layout's alignment too.
+        if addr & (bytes - 1) != 0 {
+            return false;
+        }
+        // `Exact` kept the whole block only if the size rounds up to it.
+        if self.fit == Fit::Exact && order::units_of(size) != 1 << order {
+            return false;
+        }
+        let region = self.region_of(addr);
+        // SAFETY: the region list holds live headers.
+        let Some(r) = (unsafe { region.as_ref() }) else { return false };
+        // The block ends at or before the metadata. (An `addr` past the metadata's start passes
+        // this test, and fails the mark test below: only the metadata's first unit is marked.)
+        if bytes > r.meta.wrapping_sub(addr) {
+            return false;
+        }
+        let unit = r.unit(addr);
+        // SAFETY: the block is in the region's units, and so is the unit after it (at most the
+        // metadata's first).
+        let live =
+            unsafe { r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(unit + (1 << order)) != 0 };
+        // Debug builds also check that nothing else starts inside the block, as `check_live`
+        // does.
+        // SAFETY: the range is in the region.
+        if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, unit + (1 << order)) }) {
+            return false;
+        }
+        // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above).
+        let cache = unsafe { self.cache.get_unchecked_mut(order) };
+        if cache.len < self.cache_limit {
             // SAFETY: the allocation is one whole block, ours again; its unit is marked
-            // allocated (`check_live`), and becomes marked cached. (The mark first: writing the
-            // node would make the compiler load the region's fields again.)
+            // allocated, and becomes marked cached.
             unsafe {
-                (*region).map.set(unit, Mark::Cached);
-                cache.push((*region).node(addr), region);
+                r.map.set(unit, Mark::Cached);
+                cache.push(r.node(addr), region);
             }
         } else {
-            // SAFETY: `check_live` found a live allocation of `request` at `addr` in `region`.
-            unsafe { self.give_back(region, addr, unit, request, whole) };
+            // SAFETY: the checks above found a live allocation of one whole block there.
+            unsafe { self.free_whole_block(region, addr, order) };
+        }
+        self.allocated_bytes -= bytes;
+        self.requested_bytes -= size;
+        self.allocations -= 1;
+        true
+    }
+
+    /// Gives back the live allocation of the whole block of `order` at `addr` in `region`,
+    /// merged: the path of a small free when its order's cache is full. Out
+    /// of line, so that the cached path stays small.
+    ///
+    /// # Safety
+    ///
+    /// A live allocation of one whole, naturally aligned block of `order` must start at `addr`
+    /// in `region`.
+    #[inline(never)]
+    unsafe fn free_whole_block(&mut self, region: *mut Region, addr: usize, order: usize) {
+        // SAFETY: the caller's contract; the block is ours again and on no list, and `free_block`
+        // replaces its allocation mark.
+        unsafe { self.free_block(region, addr, order, order) };
+    }
+
+    /// The full path of a free, for what [`Heap::cache_free`] declines: checks the allocation
+    /// ([`Heap::check_live`]) and gives it back to the free lists, merged.
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::dealloc`].
+    #[inline(never)]
+    unsafe fn free_checked(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
+        let (region, request) = self.check_live(ptr, layout)?;
+        let addr = ptr.as_ptr().addr();
+        if request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0 {
+            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
+            // that grew in place, may not be; they take the other path), ours again and on no
+            // list; `free_block` replaces its allocation mark.
+            unsafe { self.free_block(region, addr, request.order, request.order) };
+        } else {
+            // SAFETY: the allocation's units are ours again and on no list; the first piece's
+            // `free_block` replaces the allocation mark.
+            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
         }
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();
         self.allocations -= 1;
         Ok(())
-    }
-
-    /// Frees the live allocation of `request` at `addr` into the free lists, merged: the path of
-    /// a free that the cache does not take. Inlined: out of line, it made the cached path about
-    /// 0.8 ns faster and this one about 1.3 ns slower (`cargo bench --bench compare -- pairs
-    /// free`), and this is the path of every free once a cache is full.
-    ///
-    /// # Safety
-    ///
-    /// A live allocation of `request` must start at `addr` (bitmap unit `unit`) in `region`;
-    /// `whole` says whether it is one whole, naturally aligned block of `request.order`.
-    #[inline(always)]
-    unsafe fn give_back(
-        &mut self,
-        region: *mut Region,
-        addr: usize,
-        unit: usize,
-        request: Request,
-        whole: bool,
-    ) {
-        // SAFETY: the allocation starts at `unit` in `region` (caller).
-        unsafe { (*region).map.clear(unit, Mark::Alloc) };
-        if whole {
-            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
-            // that grew in place, may not be; they take the other path), ours again and on no
-            // list.
-            unsafe { self.free_block(region, addr, request.order, request.order) };
-        } else {
-            // SAFETY: the allocation's units are ours again and on no list.
-            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
-        }
     }
 
     /// Resizes the allocation at `ptr` to `new_size` bytes, in place when it can, and returns
@@ -611,12 +700,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                     break;
                 }
                 any = true;
-                // SAFETY: as above: the block is whole, of `order`, marked free, on no list.
+                // SAFETY: as above: the block is whole, of `order`, on no list; `free_block`
+                // replaces its cached mark.
                 unsafe {
                     let region = (*node).region;
-                    let addr = node.addr();
-                    (*region).map.clear((*region).unit(addr), Mark::Cached);
-                    self.free_block(region, addr, order, usize::MAX);
+                    self.free_block(region, node.addr(), order, usize::MAX);
                 }
             }
         }
@@ -694,13 +782,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Checks that `ptr` starts a live allocation that `layout` fits, before a free; returns its
-    /// region, its request and its bitmap unit.
+    /// region and its request.
     #[inline(always)]
-    fn check_live(
-        &self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-    ) -> Result<(*mut Region, Request, usize), FreeError> {
+    fn check_live(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
         let p = ptr.as_ptr().cast_const();
         let addr = p.addr();
         let region_ptr = self.region_of(addr);
@@ -742,7 +826,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 return Err(wrong);
             }
         }
-        Ok((region_ptr, request, unit))
+        Ok((region_ptr, request))
     }
 
     /// Puts the free block `[addr, addr + block_size(order))` on its list, without merging.
@@ -853,14 +937,29 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
     }
 
+    /// [`Heap::split`], kept out of line for the cached path of [`Heap::alloc`], where only
+    /// [`Fit::Exact`] needs it.
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::split`].
+    #[inline(never)]
+    unsafe fn split_out_of_line(&mut self, region: *mut Region, addr: usize, order: usize, units: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { self.split(region, addr, order, units) }
+    }
+
     /// Frees the block at `addr` of order `order`, merging it with its buddy while the buddy is
     /// free and of the same order. A merge at order `defer_from` or above is deferred when the
     /// buddy is the only block on its list (see [`Heap::coalesce`]).
     ///
+    /// Whatever mark the block's first unit carries (allocated, cached, or none) is replaced:
+    /// each unit's mark is written once, so a merge that ends where it started changes one mark.
+    ///
     /// # Safety
     ///
     /// The block must lie in `region`, be naturally aligned and be ours: on no list and part of
-    /// no allocation.
+    /// no allocation. No unit inside it but the first may carry a mark.
     #[inline(always)]
     unsafe fn free_block(
         &mut self,
@@ -877,11 +976,22 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             "free of {:#p}: misaligned for order {order}",
             r.ptr(addr)
         );
+        // The region's fields, read once: the stores into nodes below could alias them.
+        let (lo, span, map) = (r.lo, r.span, r.map);
+        // The first unit of the (merged) block.
+        let mut first = (addr - lo) >> MIN_SHIFT;
         while order < Self::MAX_ORDER {
             let size = block_size(order);
             let buddy = addr ^ size;
-            // SAFETY: the region's bitmaps and nodes are consistent (heap invariant).
-            if !unsafe { r.is_free_block(buddy, order, size) } {
+            // The buddy, in the region's units (`Region::holds`, `Region::is_free_block`).
+            let off = buddy.wrapping_sub(lo);
+            if off >= span || span - off < size {
+                break;
+            }
+            let unit = off >> MIN_SHIFT;
+            // SAFETY: the buddy is in the region; a unit marked free starts a free block, which
+            // holds a valid node (heap invariant).
+            if unsafe { map.bits(unit) != Mark::Free as usize || (*r.node(buddy)).order != order } {
                 break;
             }
             // SAFETY: `order < MAX_ORDER` in this loop.
@@ -890,13 +1000,26 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 list.deferred = addr & !size;
                 break;
             }
-            // SAFETY: the buddy is a free block of `order` in `region`.
-            unsafe { self.take_block(region, buddy, order) };
+            // SAFETY: the buddy is a free block of `order` on list `order`.
+            unsafe { list.remove(r.node(buddy)) };
+            if list.nr_free == 0 {
+                self.avail &= !(1 << order);
+            }
+            // Of the two first units, the lower one starts the merged block; the other one's
+            // mark goes. (The buddy's is `Free`, already the merged block's mark.)
+            let gone = if buddy < addr { core::mem::replace(&mut first, unit) } else { unit };
+            // SAFETY: both units are in the region.
+            unsafe { map.erase(gone) };
             addr &= !size;
             order += 1;
         }
-        // SAFETY: the (merged) block is ours and inside the region.
-        unsafe { self.push_block(region, addr, order) };
+        // SAFETY: the (merged) block is ours and inside the region; no block is above
+        // `MAX_ORDER` (the carving in `add_region` and the loop above stop there).
+        unsafe {
+            self.list(order).push(r.node(addr), order, region);
+            map.put(first, Mark::Free);
+        }
+        self.avail |= 1 << order;
     }
 
     /// Frees the range `[start, end)`, cut into the fewest naturally aligned blocks, each merged

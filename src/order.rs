@@ -96,22 +96,17 @@ impl Request {
     #[inline(always)]
     pub(crate) const fn new(layout: Layout, fit: Fit, max_order: usize) -> Option<Self> {
         // The order covers both the size and the alignment: that of the smallest power of two
-        // that is at least both and at least `MIN_BLOCK` (`ceil(log2(x))` for `x >= 2` is the
-        // bit length of `x - 1`).
+        // that is at least both and at least `MIN_BLOCK`.
         let size = layout.size();
         let align = layout.align();
         let covered = if size > align { size } else { align };
         let covered = if covered > MIN_BLOCK { covered } else { MIN_BLOCK };
-        let order = (usize::BITS - (covered - 1).leading_zeros() - MIN_SHIFT) as usize;
+        let order = ceil_order(covered);
         if order > max_order {
             return None;
         }
         let units = match fit {
-            // `Layout` keeps `size <= isize::MAX`, so adding `MIN_BLOCK - 1` cannot overflow.
-            Fit::Exact => match (size + MIN_BLOCK - 1) >> MIN_SHIFT {
-                0 => 1,
-                n => n,
-            },
+            Fit::Exact => units_of(size),
             Fit::PowerOfTwo => 1 << order,
         };
         Some(Request { order, units })
@@ -121,6 +116,25 @@ impl Request {
     #[inline(always)]
     pub(crate) const fn bytes(self) -> usize {
         self.units << MIN_SHIFT
+    }
+}
+
+/// The order of the smallest block of at least `bytes` bytes, for `bytes >= MIN_BLOCK`:
+/// `ceil(log2(bytes)) - MIN_SHIFT`, with `ceil(log2(x))` for `x >= 2` the bit length of `x - 1`
+/// (one bit scan, no branch).
+#[inline(always)]
+pub(crate) const fn ceil_order(bytes: usize) -> usize {
+    (usize::BITS - (bytes - 1).leading_zeros() - MIN_SHIFT) as usize
+}
+
+/// Minimum blocks that hold `size` bytes under [`Fit::Exact`]: at least one, so that a zero-size
+/// allocation is a unique block.
+#[inline(always)]
+pub(crate) const fn units_of(size: usize) -> usize {
+    // `Layout` keeps `size <= isize::MAX`, so adding `MIN_BLOCK - 1` cannot overflow.
+    match (size + MIN_BLOCK - 1) >> MIN_SHIFT {
+        0 => 1,
+        n => n,
     }
 }
 
