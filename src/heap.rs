@@ -53,11 +53,15 @@ pub struct Heap<const ORDERS: usize = 32> {
     fit: Fit,
     /// Usable bytes in all regions (metadata excluded).
     total_bytes: usize,
-    /// Bytes in live blocks.
+    /// Bytes in live blocks and in cached blocks. A cached block stays counted as if it were
+    /// still allocated until it leaves the cache for the free lists, so that a free into the cache
+    /// and an allocation from it update one counter (`requested_bytes`), not three: three
+    /// read-modify-writes cost a 16-byte pair 10% of its time. [`Heap::stats`] subtracts the
+    /// cached blocks.
     allocated_bytes: usize,
     /// Bytes the live allocations asked for.
     requested_bytes: usize,
-    /// Live allocations.
+    /// Live allocations and cached blocks (see `allocated_bytes`).
     allocations: usize,
     /// Freed blocks of the small orders, held back unmerged (see [`Heap::with_cache`]).
     cache: [CacheList; CACHE_ORDERS],
@@ -294,23 +298,22 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: as above.
         let region = unsafe { (*node).region };
         let addr = node.addr();
-        let mut bytes = block_size(order);
         if self.fit == Fit::Exact {
             let units = order::units_of(size);
             if units != 1 << order {
                 // SAFETY: the cached block is a whole, aligned block of `order`, now ours;
                 // `Exact` keeps only the units asked for.
                 unsafe { self.split_out_of_line(region, addr, order, units) };
-                bytes = units << MIN_SHIFT;
+                // The cached block was counted whole; the split-off tail is free.
+                self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
             }
         }
         // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
         let r = unsafe { &*region };
         // SAFETY: `addr` is in the region.
         unsafe { r.map.clear(r.unit(addr), Mark::Free) };
-        self.allocated_bytes += bytes;
+        // A cached block is counted as allocated already.
         self.requested_bytes += size;
-        self.allocations += 1;
         // SAFETY: a block address is never 0 (regions never start at null).
         Some(unsafe { NonNull::new_unchecked(r.ptr(addr)) })
     }
@@ -495,15 +498,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // SAFETY: the checks above found a live allocation of one whole block there.
             unsafe { self.free_whole_block(region, addr, order) };
         }
-        self.allocated_bytes -= bytes;
+        // (A cached block stays counted as allocated.)
         self.requested_bytes -= size;
-        self.allocations -= 1;
         true
     }
 
     /// Gives back the live allocation of the whole block of `order` at `addr` in `region`,
-    /// merged: the path of a small free when its order's cache is full. Out
-    /// of line, so that the cached path stays small.
+    /// merged, and counts it freed: the path of a small free when its order's cache is full. Out
+    /// of line, with its counters, so that the cached path stays small and keeps fewer values
+    /// across the call.
     ///
     /// # Safety
     ///
@@ -514,6 +517,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: the caller's contract; the block is ours again and on no list, and `free_block`
         // replaces its allocation mark.
         unsafe { self.free_block(region, addr, order, order) };
+        self.allocated_bytes -= block_size(order);
+        self.allocations -= 1;
     }
 
     /// The full path of a free, for what [`Heap::cache_free`] declines: checks the allocation
@@ -706,6 +711,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                     let region = (*node).region;
                     self.free_block(region, node.addr(), order, usize::MAX);
                 }
+                // It was counted as allocated while cached.
+                self.allocated_bytes -= block_size(order);
+                self.allocations -= 1;
             }
         }
         any
@@ -750,15 +758,18 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let cached = self.cache.iter().rposition(|c| c.len > 0).map_or(0, block_size);
         let listed = if self.avail == 0 { 0 } else { block_size(order::floor_log2(self.avail)) };
         let largest_free_block = listed.max(cached);
+        // Cached blocks are counted in `allocated_bytes` and `allocations` (see the fields).
+        let (cached_blocks, cached_bytes) = self.cached();
+        let allocated_bytes = self.allocated_bytes - cached_bytes;
         Stats {
             regions,
             total_bytes: self.total_bytes,
             metadata_bytes,
             requested_bytes: self.requested_bytes,
-            allocated_bytes: self.allocated_bytes,
-            free_bytes: self.total_bytes - self.allocated_bytes,
+            allocated_bytes,
+            free_bytes: self.total_bytes - allocated_bytes,
             largest_free_block,
-            allocations: self.allocations,
+            allocations: self.allocations - cached_blocks,
             free_blocks: core::array::from_fn(|k| {
                 self.lists[k].nr_free + self.cache.get(k).map_or(0, |c| c.len)
             }),
@@ -766,6 +777,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     // ---- Internals -------------------------------------------------------------------------
+
+    /// Blocks and bytes held in the cache.
+    fn cached(&self) -> (usize, usize) {
+        self.cache
+            .iter()
+            .enumerate()
+            .fold((0, 0), |(n, b), (order, c)| (n + c.len, b + c.len * block_size(order)))
+    }
 
     /// The region whose units contain `addr`, or null.
     #[inline(always)]

@@ -76,7 +76,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         // Cached blocks: whole blocks of their order, marked free, tagged as cached.
         for (order, cache) in self.cache.iter().enumerate() {
-            let size = block_size(order);
             if cache.len > self.cache_limit {
                 return fail("cache holds more blocks than its limit", cache.head().cast());
             }
@@ -89,7 +88,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // SAFETY: a node reached from a cache head; valid if the heap is intact.
                 let node = unsafe { &*at };
                 self.check_free_block(at, order, CACHED)?;
-                free_bytes += size;
+                // (A cached block is counted in `allocated_bytes`.)
                 count += 1;
                 at = node.next;
             }
