@@ -298,15 +298,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: as above.
         let region = unsafe { (*node).region };
         let addr = node.addr();
-        if self.fit == Fit::Exact {
-            let units = order::units_of(size);
-            if units != 1 << order {
-                // SAFETY: the cached block is a whole, aligned block of `order`, now ours;
-                // `Exact` keeps only the units asked for.
-                unsafe { self.split_out_of_line(region, addr, order, units) };
-                // The cached block was counted whole; the split-off tail is free.
-                self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
-            }
+        if self.fit == Fit::Exact && order::units_of(size) != 1 << order {
+            // SAFETY: the block was cached, so it is a whole free block of `order` at `addr` in
+            // `region`, now ours.
+            return Some(unsafe { self.take_cached_part(region, addr, order, size) });
         }
         // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
         let r = unsafe { &*region };
@@ -487,24 +482,24 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
-        if cache.len < self.cache_limit {
-            // SAFETY: the allocation is one whole block, ours again; its unit is marked
-            // allocated, and becomes marked cached.
-            unsafe {
-                r.map.set(unit, Mark::Cached);
-                cache.push(r.node(addr), region);
-            }
-        } else {
+        if cache.len >= self.cache_limit {
             // SAFETY: the checks above found a live allocation of one whole block there.
-            unsafe { self.free_whole_block(region, addr, order) };
+            unsafe { self.free_whole_block(region, addr, order, size) };
+            return true;
+        }
+        // SAFETY: the allocation is one whole block, ours again; its unit is marked allocated,
+        // and becomes marked cached.
+        unsafe {
+            r.map.set(unit, Mark::Cached);
+            cache.push(r.node(addr), region);
         }
         // (A cached block stays counted as allocated.)
         self.requested_bytes -= size;
         true
     }
 
-    /// Gives back the live allocation of the whole block of `order` at `addr` in `region`,
-    /// merged, and counts it freed: the path of a small free when its order's cache is full. Out
+    /// Gives back the live allocation (of `size` bytes) of the whole block of `order` at `addr`
+    /// in `region`, merged, and counts it freed: the path of a small free when its order's cache is full. Out
     /// of line, with its counters, so that the cached path stays small and keeps fewer values
     /// across the call.
     ///
@@ -513,11 +508,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// A live allocation of one whole, naturally aligned block of `order` must start at `addr`
     /// in `region`.
     #[inline(never)]
-    unsafe fn free_whole_block(&mut self, region: *mut Region, addr: usize, order: usize) {
+    unsafe fn free_whole_block(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
         // SAFETY: the caller's contract; the block is ours again and on no list, and `free_block`
         // replaces its allocation mark.
         unsafe { self.free_block(region, addr, order, order) };
         self.allocated_bytes -= block_size(order);
+        self.requested_bytes -= size;
         self.allocations -= 1;
     }
 
@@ -956,16 +952,35 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
     }
 
-    /// [`Heap::split`], kept out of line for the cached path of [`Heap::alloc`], where only
-    /// [`Fit::Exact`] needs it.
+    /// The end of [`Heap::cache_alloc`] for a [`Fit::Exact`] request that keeps only part of
+    /// the cached block: splits the rest off to the free lists and returns the allocation. Out of
+    /// line, so that the cached path keeps fewer values across a call.
     ///
     /// # Safety
     ///
-    /// As [`Heap::split`].
+    /// A whole block of `order` at `addr` in `region`, just taken from the cache, must be ours
+    /// and still marked cached; `size` must need fewer than `2^order` units.
     #[inline(never)]
-    unsafe fn split_out_of_line(&mut self, region: *mut Region, addr: usize, order: usize, units: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { self.split(region, addr, order, units) }
+    unsafe fn take_cached_part(
+        &mut self,
+        region: *mut Region,
+        addr: usize,
+        order: usize,
+        size: usize,
+    ) -> NonNull<u8> {
+        let units = order::units_of(size);
+        // SAFETY: the caller's contract; `Exact` keeps only the units asked for.
+        unsafe { self.split(region, addr, order, units) };
+        // The cached block was counted whole; the split-off tail is free.
+        self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
+        self.requested_bytes += size;
+        // SAFETY: `region` is live and holds `addr`, marked cached; it becomes allocated. A block
+        // address is never 0 (regions never start at null).
+        unsafe {
+            let r = &*region;
+            r.map.clear(r.unit(addr), Mark::Free);
+            NonNull::new_unchecked(r.ptr(addr))
+        }
     }
 
     /// Frees the block at `addr` of order `order`, merging it with its buddy while the buddy is
