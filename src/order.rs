@@ -73,7 +73,7 @@ pub enum Fit {
     /// minimum blocks first goes to the best-fitting hole (a run of free blocks between
     /// allocations) among the few it looks at, and splits a block only when none fits, so the
     /// tails other allocations gave back are filled before whole blocks are cut (while the heap is
-    /// less than 1/8 allocated, a free block of the request's size is taken without looking). The
+    /// less than 1/8 allocated, it splits a block without looking). The
     /// setting for heaps that must hold as much as possible; each larger request then costs a
     /// bounded search.
     Exact,
