@@ -525,10 +525,37 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     unsafe fn free_checked(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         let (region, request) = self.check_live(ptr, layout)?;
         let addr = ptr.as_ptr().addr();
-        if request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0 {
+        let aligned = addr & (block_size(request.order) - 1) == 0;
+        let (end, block_end) = (addr + request.bytes(), addr + block_size(request.order));
+        if aligned && request.units == 1 << request.order {
             // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
             // that grew in place, may not be; they take the other path), ours again and on no
             // list; `free_block` replaces its allocation mark.
+            unsafe { self.free_block(region, addr, request.order, request.order) };
+        } else if aligned
+            // SAFETY: `end < block_end`; the bitmap is consistent (heap invariant).
+            && unsafe { (*region).run_is_free(end, block_end) }
+        {
+            // An exact allocation whose tail is still free, as its split left it: take the tail
+            // back and free the whole block, one merge from the bottom, instead of each piece.
+            // (No free block that starts in the tail reaches past the block: it is aligned to
+            // its size, and the block to a larger one.)
+            // SAFETY: free blocks tile the tail (just checked); the allocation is ours again.
+            unsafe { self.absorb(region, end, end, block_end) };
+            let limit = self.cache_limit;
+            if let Some(cache) = self.cache.get_mut(request.order).filter(|c| c.len < limit) {
+                // The whole block goes to its order's cache, as a whole allocation's would, and
+                // stays counted as allocated (see the field): the tail too, from now.
+                // SAFETY: the block is ours, whole and unlisted, its first unit marked allocated.
+                unsafe {
+                    (*region).map.set((*region).unit(addr), Mark::Cached);
+                    cache.push((*region).node(addr), region);
+                }
+                self.allocated_bytes += block_end - end;
+                self.requested_bytes -= layout.size();
+                return Ok(());
+            }
+            // SAFETY: as above.
             unsafe { self.free_block(region, addr, request.order, request.order) };
         } else {
             // SAFETY: the allocation's units are ours again and on no list; the first piece's
