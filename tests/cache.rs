@@ -151,3 +151,38 @@ fn random_operations_with_the_cache_keep_every_invariant() {
         assert_eq!(heap.stats(), fresh, "{fit:?}");
     }
 }
+
+#[test]
+fn an_exact_allocation_whose_tail_is_free_comes_back_whole() {
+    let mut heap = cached_heap(Fit::Exact, 4);
+    let fresh = heap.stats();
+    // Three minimum blocks, carved from a block of four: the fourth goes to the free lists.
+    let three = layout(3 * MIN, 8);
+    let p = heap.alloc(three).unwrap();
+    assert_eq!(heap.stats().allocated_bytes, 3 * MIN);
+    // SAFETY: live with `three`.
+    unsafe { heap.dealloc(p, three) };
+    heap.check_invariants().unwrap();
+    // The tail was taken back: the whole block of four is cached (so `coalesce` has something
+    // to give back; freed piece by piece, it would have gone to the free lists), counted free.
+    let s = heap.stats();
+    assert_eq!((s.allocations, s.allocated_bytes, s.free_bytes), (0, 0, fresh.free_bytes));
+    assert!(heap.coalesce(), "the whole block was cached");
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.stats(), fresh);
+
+    // With the tail taken by another allocation, the free gives back the three blocks alone.
+    let p = heap.alloc(three).unwrap();
+    let tail = heap.alloc(layout(MIN, 8)).unwrap();
+    assert_eq!(tail.as_ptr().addr(), p.as_ptr().addr() + 3 * MIN, "the tail is reused first");
+    // SAFETY: live with `three`, then `tail` with its layout.
+    unsafe {
+        heap.dealloc(p, three);
+        heap.check_invariants().unwrap();
+        assert_eq!(heap.stats().allocated_bytes, MIN);
+        heap.dealloc(tail, layout(MIN, 8));
+    }
+    assert!(heap.coalesce());
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.stats(), fresh);
+}
