@@ -52,20 +52,26 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// How the heap sizes the memory behind an allocation.
 ///
 /// The setting is fixed when the heap is made ([`Heap::with_fit`](crate::Heap::with_fit),
-/// [`LockedHeap::with_fit`](crate::LockedHeap::with_fit)), because `dealloc` must give back
-/// exactly the units `alloc` kept.
+/// [`LockedHeap::with_fit`](crate::LockedHeap::with_fit)). Whatever it is, `dealloc` finds the
+/// memory an allocation holds from its layout and the heap's bitmap.
 ///
-/// The two trade speed for memory, measured with `cargo bench --bench compare` (see the README):
-/// on talc's heap-efficiency workload, [`Fit::Exact`] holds 92% of the arena as requested bytes at
-/// the first failure against 65% for [`Fit::PowerOfTwo`] (talc: 95%); on talc's random-actions
-/// workload [`Fit::PowerOfTwo`] runs 0.96-1.9x talc's speed and [`Fit::Exact`] 0.3-0.7x, because
-/// once the heap fills up it looks for the best-fitting hole on every larger request. The default
-/// is [`Fit::PowerOfTwo`].
+/// Measured with `cargo bench --bench compare` (see the README's table for the figures of the
+/// last run): on talc's heap-efficiency workload, [`Fit::Adaptive`] and [`Fit::Exact`] hold 92% of
+/// the arena as requested bytes at the first failure, [`Fit::PowerOfTwo`] 65% (talc: 95%); on
+/// talc's random-actions workload [`Fit::Adaptive`] and [`Fit::PowerOfTwo`] run at about talc's
+/// speed or faster, [`Fit::Exact`] at 0.4-0.7x.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Fit {
-    /// Keep the whole power-of-two block, as classic buddy allocators do: a 4097-byte request
-    /// holds 8 KiB. Allocation and free touch one block per order at most. This is the default.
+    /// Whole power-of-two blocks while less than a quarter of the heap is allocated, only the
+    /// minimum blocks a request needs after that, as [`Fit::Exact`] (with its placement): with
+    /// memory to spare, trimming saves nothing that is needed and costs time; when memory gets
+    /// short, every allocation made from then on is exact. An allocation keeps what it was given
+    /// until it is freed or resized. The default: about as fast as [`Fit::PowerOfTwo`], and
+    /// holding as much as [`Fit::Exact`] when the heap fills up.
     #[default]
+    Adaptive,
+    /// Keep the whole power-of-two block, as classic buddy allocators do: a 4097-byte request
+    /// holds 8 KiB. Allocation and free touch one block per order at most.
     PowerOfTwo,
     /// Keep only the minimum blocks the request needs and give the rest back to the free lists
     /// at once, as Linux's `alloc_pages_exact` does: a 4097-byte request holds 4128 bytes (on a
@@ -73,9 +79,8 @@ pub enum Fit {
     /// minimum blocks first goes to the best-fitting hole (a run of free blocks between
     /// allocations) among the few it looks at, and splits a block only when none fits, so the
     /// tails other allocations gave back are filled before whole blocks are cut (while the heap is
-    /// less than 1/8 allocated, it splits a block without looking). The
-    /// setting for heaps that must hold as much as possible; each larger request then costs a
-    /// bounded search.
+    /// less than 1/8 allocated, it splits a block without looking). Each allocation holds the
+    /// least memory from the start, at the price of a split on allocation and a bounded search.
     Exact,
 }
 
@@ -106,10 +111,16 @@ impl Request {
             return None;
         }
         let units = match fit {
-            Fit::Exact => units_of(size),
+            Fit::Exact | Fit::Adaptive => units_of(size),
             Fit::PowerOfTwo => 1 << order,
         };
         Some(Request { order, units })
+    }
+
+    /// Whether the allocation keeps fewer units than its order's block.
+    #[inline(always)]
+    pub(crate) const fn is_partial(self) -> bool {
+        self.units != 1 << self.order
     }
 
     /// Bytes kept for the allocation.

@@ -18,7 +18,8 @@ pub struct Stats<const ORDERS: usize = 32> {
     /// Bytes the live allocations asked for (the sum of their layouts' sizes).
     pub requested_bytes: usize,
     /// Bytes in live blocks: `requested_bytes` plus rounding to minimum blocks (and, with
-    /// [`Fit::PowerOfTwo`](crate::Fit::PowerOfTwo), to powers of two).
+    /// [`Fit::PowerOfTwo`](crate::Fit::PowerOfTwo), or [`Fit::Adaptive`](crate::Fit::Adaptive) on a
+    /// heap with memory to spare, to powers of two).
     pub allocated_bytes: usize,
     /// Bytes in free blocks: `total_bytes - allocated_bytes`.
     pub free_bytes: usize,

@@ -120,7 +120,14 @@ pub(crate) fn held(l: Layout, fit: Fit) -> usize {
     match fit {
         Fit::Exact => units(l.size()) * MIN,
         Fit::PowerOfTwo => block(order_of(l)),
+        Fit::Adaptive => panic!("what Fit::Adaptive holds depends on the heap: see `held_adaptive`"),
     }
+}
+
+/// What a [`Fit::Adaptive`] heap holds for `l`: the whole block while less than a quarter of the
+/// heap is allocated (`allocated` of `total` bytes, cached blocks included), the units after.
+pub(crate) fn held_adaptive(l: Layout, allocated: usize, total: usize) -> usize {
+    if allocated < total / 4 { held(l, Fit::PowerOfTwo) } else { held(l, Fit::Exact) }
 }
 
 /// The fewest naturally aligned blocks (capped at `max_order`) that tile `[lo, end)`, bottom up,
