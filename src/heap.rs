@@ -421,9 +421,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// # Safety
     ///
     /// As [`Heap::dealloc`]. The checks catch double frees and foreign pointers, and most wrong
-    /// layouts (in debug builds, every layout larger than the allocation), but not every
-    /// violation: for example, freeing with a layout that is smaller than the allocation but in
-    /// the same number of minimum blocks is not seen. A double free of a block that has since
+    /// layouts (in debug builds, every layout that names more memory than the allocation holds),
+    /// but not every violation: for example, freeing with a layout that is smaller than the
+    /// allocation but in the same number of minimum blocks is not seen. In release builds a
+    /// wrong layout can go unseen and free the wrong extent: one larger than the allocation that
+    /// ends where another block starts, or, under [`Fit::Adaptive`], one of the same order with
+    /// fewer units (a larger alignment) on an allocation that kept only its units. A double free of a block that has since
     /// merged into a free block below it is reported as [`FreeError::NotAllocated`] (its start is
     /// now inside a free block), not [`FreeError::DoubleFree`]; either way nothing is changed.
     ///

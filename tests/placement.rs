@@ -265,7 +265,8 @@ fn large_alignment_costs_one_unit_in_exact_mode() {
 #[test]
 fn exact_and_power_of_two_hold_different_amounts() {
     for (size, exact, pow2) in [(1, 1, 1), (MIN + 1, 2, 2), (3 * MIN, 3, 4), (4097, 129, 256), (0, 1, 1)] {
-        for (fit, units) in [(Fit::Exact, exact), (Fit::PowerOfTwo, pow2)] {
+        // (`Adaptive` on a fresh heap holds what `PowerOfTwo` does.)
+        for (fit, units) in [(Fit::Exact, exact), (Fit::PowerOfTwo, pow2), (Fit::Adaptive, pow2)] {
             let (mut heap, _) = heap_with_usable::<32>(fit, 64 << 10);
             let l = layout(size, 1);
             let p = heap.alloc(l).unwrap();
@@ -277,6 +278,45 @@ fn exact_and_power_of_two_hold_different_amounts() {
             unsafe { heap.dealloc(p, l) };
         }
     }
+}
+
+#[test]
+fn adaptive_keeps_whole_blocks_until_a_quarter_is_allocated() {
+    let (mut heap, _) = heap_with_usable::<32>(Fit::Adaptive, 64 << 10);
+    let total = heap.stats().total_bytes;
+    let three = layout(3 * MIN, 8);
+    // Loose: the request holds its whole block of four units.
+    let loose = heap.alloc(three).unwrap();
+    assert_eq!(heap.stats().allocated_bytes, 4 * MIN);
+    // Fill up to a quarter: from there on, a request holds its units only.
+    let filler = layout(total / 4 - 4 * MIN, 8);
+    let f = heap.alloc(filler).unwrap();
+    let before = heap.stats().allocated_bytes;
+    assert!(before >= total / 4, "{before} of {total}");
+    let tight = heap.alloc(three).unwrap();
+    assert_eq!(heap.stats().allocated_bytes, before + 3 * MIN);
+    heap.check_invariants().unwrap();
+    // Each is freed with the same layout and gives back what it holds: the bitmap tells a whole
+    // block from a trimmed one.
+    // SAFETY: each was allocated above with its layout, and is freed once.
+    unsafe {
+        heap.dealloc(loose, three);
+        assert_eq!(heap.stats().allocated_bytes, before + 3 * MIN - 4 * MIN);
+        heap.dealloc(tight, three);
+        assert_eq!(heap.stats().allocated_bytes, before - 4 * MIN);
+        // A smaller layout of the same order (fewer units, a larger alignment) is misuse. It
+        // names a whole block, and a debug build sees the trimmed block's end inside it.
+        let tight = heap.alloc(three).unwrap();
+        let smaller = layout(2 * MIN, 4 * MIN);
+        if cfg!(debug_assertions) {
+            assert!(heap.try_dealloc(tight, smaller).is_err());
+        }
+        heap.dealloc(tight, three);
+        heap.dealloc(f, filler);
+    }
+    heap.coalesce();
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.stats().allocated_bytes, 0);
 }
 
 #[test]

@@ -11,7 +11,10 @@
 //! - the outcome of every call: `Unsatisfiable` exactly when the layout needs a block above the
 //!   largest order, `OutOfMemory` only when no free block is large enough (after the coalescing
 //!   that `alloc` does), in-place resizes exactly when the units after the block are free;
-//! - the statistics against the model: live count, requested and held bytes, free blocks;
+//! - the statistics against the model: live count, requested and held bytes, free blocks (under
+//!   `Fit::Adaptive` the model predicts whole or exact blocks from the bytes held; with a cache,
+//!   whose blocks it cannot see, it reads what a block holds from the statistics and checks that
+//!   it is one of the two);
 //! - at the end, after freeing everything and `coalesce`, every region is back to its fresh
 //!   bottom-up tiling.
 
@@ -22,7 +25,9 @@ use std::collections::BTreeMap;
 use std::ptr::NonNull;
 
 use alloc_buddy_simple::{AllocError, Fit, FreeError, Heap, HeapError};
-use common::{MIN, Rng, block, first_wrong, held, histogram, layout, leak_arena, order_of, tiling, units};
+use common::{
+    MIN, Rng, block, first_wrong, held, held_adaptive, histogram, layout, leak_arena, order_of, tiling, units,
+};
 
 /// Bytes in the arena a program cuts its regions from.
 const ARENA: usize = if cfg!(miri) { 32 << 10 } else { 1 << 20 };
@@ -49,6 +54,8 @@ struct Live {
     ptr: NonNull<u8>,
     layout: Layout,
     tag: u8,
+    /// Bytes the block holds.
+    held: usize,
 }
 
 /// A region the heap has: its units `[lo, meta)` are for allocation.
@@ -92,6 +99,9 @@ struct Seen {
     resize_refused: usize,
     misuse: usize,
     regions: usize,
+    /// Blocks of sizes that need fewer units than their block, held whole and trimmed.
+    kept_whole: usize,
+    trimmed: usize,
 }
 
 impl<const N: usize> Program<N> {
@@ -182,6 +192,53 @@ impl<const N: usize> Program<N> {
         self.next_tag
     }
 
+    /// Bytes the heap holds for a block of `l` allocated (or resized) now, if the model can tell:
+    /// under `Fit::Adaptive` with a cache, it cannot (cached blocks count as allocated, and it
+    /// does not see them).
+    fn held_now(&self, l: Layout) -> Option<usize> {
+        match self.fit {
+            Fit::Adaptive if self.cache > 0 => None,
+            Fit::Adaptive => Some(held_adaptive(l, self.held_bytes, self.total())),
+            fit => Some(held(l, fit)),
+        }
+    }
+
+    /// Whether a block allocated (or resized) now keeps its whole power-of-two block, if the model
+    /// can tell (see [`Program::held_now`]).
+    fn keeps_whole_now(&self) -> Option<bool> {
+        match self.fit {
+            Fit::PowerOfTwo => Some(true),
+            Fit::Exact => Some(false),
+            Fit::Adaptive if self.cache > 0 => None,
+            Fit::Adaptive => Some(self.held_bytes < self.total() / 4),
+        }
+    }
+
+    /// Checks what a new or resized block of `l` holds, `observed` from the statistics, against
+    /// the model, and returns it.
+    fn check_held(&mut self, l: Layout, observed: usize) -> usize {
+        if held(l, Fit::Exact) < held(l, Fit::PowerOfTwo) {
+            if observed == held(l, Fit::Exact) {
+                self.seen.trimmed += 1;
+            } else {
+                self.seen.kept_whole += 1;
+            }
+        }
+        match self.held_now(l) {
+            Some(want) => assert_eq!(observed, want, "{l:?} holds {observed} bytes"),
+            None => assert!(
+                observed == held(l, Fit::PowerOfTwo) || observed == held(l, Fit::Exact),
+                "{l:?} holds {observed} bytes, neither its block nor its units"
+            ),
+        }
+        observed
+    }
+
+    /// Usable bytes in the heap's regions.
+    fn total(&self) -> usize {
+        self.regions.iter().map(|r| r.meta - r.lo).sum()
+    }
+
     /// The region holding the block `[addr, addr + len)`.
     fn region_of(&self, addr: usize, len: usize) -> Region {
         *self
@@ -202,11 +259,11 @@ impl<const N: usize> Program<N> {
         self.extents.insert(addr, addr + len);
     }
 
-    fn check_block(&self, p: NonNull<u8>, l: Layout) {
+    fn check_block(&self, p: NonNull<u8>, l: Layout, held: usize) {
         let addr = p.as_ptr().addr();
         assert_eq!(addr % l.align(), 0, "{addr:#x} misaligned for {l:?}");
         assert_eq!(addr % MIN, 0);
-        let r = self.region_of(addr, held(l, self.fit));
+        let r = self.region_of(addr, held);
         assert!(r.start <= addr && addr + l.size() <= r.end);
     }
 
@@ -217,33 +274,35 @@ impl<const N: usize> Program<N> {
         assert_eq!(wrong, None, "block {:p} ({:?}) was overwritten", b.ptr, b.layout);
     }
 
-    /// Whether the units right after a block are free up to its new size, so that it can grow in
-    /// place: no live block in the way, inside the region, and (power-of-two fit) the block
-    /// aligned for the new order.
-    fn can_grow(&self, addr: usize, old: Layout, new: Layout) -> bool {
-        let old_end = addr + held(old, self.fit);
-        let new_end = addr + held(new, self.fit);
-        if self.fit == Fit::PowerOfTwo && addr % block(order_of(new)) != 0 {
+    /// Whether the units right after a block holding `old_held` bytes are free up to
+    /// `new_held`, so that it can grow in place: no live block in the way, inside the region, and
+    /// (a whole power-of-two block) the block aligned for the new order.
+    fn can_grow(&self, addr: usize, old_held: usize, new: Layout, new_held: usize, whole: bool) -> bool {
+        let old_end = addr + old_held;
+        let new_end = addr + new_held;
+        if whole && addr % block(order_of(new)) != 0 {
             return false;
         }
-        let r = self.region_of(addr, held(old, self.fit));
+        let r = self.region_of(addr, old_held);
         new_end <= r.meta && self.extents.range(old_end..new_end).next().is_none()
     }
 
     fn alloc(&mut self) {
         let l = self.random_layout();
         let k = order_of(l);
+        let before = self.heap.stats().allocated_bytes;
         let result = self.heap.alloc(l);
         match result {
             Ok(p) => {
                 assert!(k <= Heap::<N>::MAX_ORDER, "{l:?} should be unsatisfiable");
-                self.check_block(p, l);
-                self.insert_extent(p.as_ptr().addr(), held(l, self.fit));
+                let held = self.check_held(l, self.heap.stats().allocated_bytes - before);
+                self.check_block(p, l, held);
+                self.insert_extent(p.as_ptr().addr(), held);
                 let tag = self.next_tag();
                 // SAFETY: a fresh block of `l.size()` bytes.
                 unsafe { common::fill(p, tag, 0, l.size()) };
-                self.live.push(Live { ptr: p, layout: l, tag });
-                self.held_bytes += held(l, self.fit);
+                self.live.push(Live { ptr: p, layout: l, tag, held });
+                self.held_bytes += held;
                 self.seen.allocs += 1;
             }
             Err(AllocError::Unsatisfiable) => {
@@ -272,7 +331,7 @@ impl<const N: usize> Program<N> {
             // SAFETY: as above.
             unsafe { self.heap.try_dealloc(b.ptr, b.layout) }.unwrap();
         }
-        self.held_bytes -= held(b.layout, self.fit);
+        self.held_bytes -= b.held;
         self.recently_freed.push((b.ptr, b.layout));
         if self.recently_freed.len() > 8 {
             self.recently_freed.remove(0);
@@ -295,14 +354,21 @@ impl<const N: usize> Program<N> {
     fn resize(&mut self, in_place: bool) {
         let i = self.rng.below(self.live.len());
         self.verify(i);
-        let Live { ptr, layout: old, tag } = self.live[i];
+        let Live { ptr, layout: old, tag, held: old_held } = self.live[i];
         let new_size = self.new_size(old.size());
         let addr = ptr.as_ptr().addr();
         let new = Layout::from_size_align(new_size, old.align()).ok();
         let k = new.map(order_of);
         let satisfiable = k.is_some_and(|k| k <= Heap::<N>::MAX_ORDER);
-        let fits = new.is_some_and(|n| held(n, self.fit) <= held(old, self.fit));
-        let grows_in_place = satisfiable && (fits || self.can_grow(addr, old, new.unwrap()));
+        // What the block would hold resized in place, if the model can tell.
+        let new_held = if satisfiable { new.and_then(|n| self.held_now(n)) } else { None };
+        let fits = new_held.is_some_and(|h| h <= old_held);
+        let whole = self.keeps_whole_now() == Some(true);
+        let grows_in_place =
+            new_held.is_some_and(|h| fits || self.can_grow(addr, old_held, new.unwrap(), h, whole));
+        // Without a prediction, any outcome but a lost block is allowed, and checked below.
+        let predicted = new_held.is_some() || !satisfiable;
+        let before = self.heap.stats().allocated_bytes;
         self.extents.remove(&addr).unwrap();
         let result = if in_place {
             // SAFETY: live with `old`.
@@ -319,24 +385,28 @@ impl<const N: usize> Program<N> {
                 // see which free blocks are cached: with a cache, it checks only that growth in
                 // place happens where the model allows it.
                 assert!(
-                    q == ptr && grows_in_place || q != ptr && (!grows_in_place || self.cache > 0),
+                    !predicted
+                        || q == ptr && grows_in_place
+                        || q != ptr && (!grows_in_place || self.cache > 0),
                     "{old:?} -> {new_size} at {addr:#x}: moved: {}, the model expected {}",
                     q != ptr,
                     if grows_in_place { "in place" } else { "a move" }
                 );
-                self.check_block(q, new);
-                self.insert_extent(q.as_ptr().addr(), held(new, self.fit));
+                // In place or moved, the held bytes change by the new block's less the old one's.
+                let held = self.check_held(new, self.heap.stats().allocated_bytes + old_held - before);
+                self.check_block(q, new, held);
+                self.insert_extent(q.as_ptr().addr(), held);
                 // SAFETY: the block holds `new_size` bytes, the first ones kept from the old one.
                 unsafe {
                     let kept = old.size().min(new_size);
                     assert_eq!(first_wrong(q, tag, kept), None, "{old:?} -> {new_size}: contents lost");
                     common::fill(q, tag, kept, new_size);
                 }
-                self.held_bytes = self.held_bytes - held(old, self.fit) + held(new, self.fit);
-                self.live[i] = Live { ptr: q, layout: new, tag };
+                self.held_bytes = self.held_bytes - old_held + held;
+                self.live[i] = Live { ptr: q, layout: new, tag, held };
                 if q != ptr {
                     self.seen.moved += 1;
-                } else if !fits {
+                } else if held > old_held {
                     self.seen.grown_in_place += 1;
                 }
             }
@@ -345,7 +415,7 @@ impl<const N: usize> Program<N> {
                     assert_eq!(e, AllocError::OutOfMemory, "{old:?} -> {new_size}");
                     // (With a cache, a cached block may be what is in the way; see above.)
                     assert!(
-                        !grows_in_place || self.cache > 0,
+                        !grows_in_place || self.cache > 0 || !predicted,
                         "{old:?} -> {new_size} at {addr:#x} could grow in place"
                     );
                     if !in_place {
@@ -356,7 +426,8 @@ impl<const N: usize> Program<N> {
                 } else {
                     assert_eq!(e, AllocError::Unsatisfiable, "{old:?} -> {new_size}");
                 }
-                self.insert_extent(addr, held(old, self.fit));
+                assert_eq!(self.heap.stats().allocated_bytes, before, "a failed resize changed the heap");
+                self.insert_extent(addr, old_held);
                 self.verify(i);
             }
         }
@@ -388,7 +459,15 @@ impl<const N: usize> Program<N> {
             2 => {
                 let b = &self.live[self.rng.below(self.live.len())];
                 let smaller = layout(b.layout.size() / 2, b.layout.align());
-                if held(smaller, self.fit) == held(b.layout, self.fit) {
+                // What the heap takes the block to hold with the smaller layout: its units, or
+                // under `Fit::Adaptive` the whole block of its order when nothing starts at their
+                // end (a debug build then sees the block's true end inside).
+                let seen_as = match self.fit {
+                    Fit::Adaptive if units(smaller.size()) * MIN == b.held => b.held,
+                    Fit::Adaptive => block(order_of(smaller)),
+                    fit => held(smaller, fit),
+                };
+                if seen_as == b.held {
                     return; // not detectable (documented)
                 }
                 (b.ptr.as_ptr(), smaller, |e| matches!(e, FreeError::WrongLayout { .. }))
@@ -512,6 +591,13 @@ fn run<const N: usize>(fit: Fit, cache: usize) {
         if !cfg!(miri) {
             assert!(seen.oom > 0 && seen.resize_refused > 0, "{seen:?}");
             assert!(seen.moved > 0 && seen.grown_in_place > 0, "{seen:?}");
+            // Each fit keeps whole blocks or trims them as it says; `Adaptive` does both.
+            let (whole, trimmed) = (seen.kept_whole > 0, seen.trimmed > 0);
+            match fit {
+                Fit::PowerOfTwo => assert!(whole && !trimmed, "{seen:?}"),
+                Fit::Exact => assert!(!whole && trimmed, "{seen:?}"),
+                Fit::Adaptive => assert!(whole && trimmed, "{seen:?}"),
+            }
         }
     }
 }
@@ -545,6 +631,23 @@ fn exact_fit_with_cache() {
 #[test]
 fn power_of_two_fit_with_cache() {
     run::<32>(Fit::PowerOfTwo, 4);
+}
+
+/// The default fit: whole blocks while the heap is loose, exact ones once a quarter is allocated
+/// (the programs fill their heaps well past that and drain them again).
+#[test]
+fn adaptive_fit_32_orders() {
+    run::<32>(Fit::Adaptive, 0);
+}
+
+#[test]
+fn adaptive_fit_12_orders() {
+    run::<12>(Fit::Adaptive, 0);
+}
+
+#[test]
+fn adaptive_fit_with_cache() {
+    run::<32>(Fit::Adaptive, 4);
 }
 
 #[test]
