@@ -2,8 +2,8 @@
 //!
 //! Every contender is used through its own `GlobalAlloc` impl with its own lock:
 //! - ours: `alloc_buddy_simple::LockedHeap<32>` (`spin::Mutex`; realloc in place where it can),
-//!   with the default `Fit::PowerOfTwo`;
-//! - ours-exact: the same with `Fit::Exact`, the memory-saving setting;
+//!   with the default `Fit::Adaptive`;
+//! - ours-pow2, ours-exact: the same with `Fit::PowerOfTwo` and `Fit::Exact`;
 //! - talc: `talc::TalcLock<spin::Mutex<()>, Manual>`, the arena claimed up front;
 //! - bsa: `buddy_system_allocator::LockedHeap<33>` (`spin` 0.10 mutex; no realloc override);
 //! - lla: `linked_list_allocator::LockedHeap` (`spinning_top`; no realloc override);
@@ -21,6 +21,7 @@ use crate::Arena;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Ours,
+    OursPow2,
     OursExact,
     Talc,
     Bsa,
@@ -30,12 +31,21 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 7] =
-        [Kind::Ours, Kind::OursExact, Kind::Talc, Kind::Bsa, Kind::Lla, Kind::Rlsf, Kind::System];
+    pub(crate) const ALL: [Kind; 8] = [
+        Kind::Ours,
+        Kind::OursPow2,
+        Kind::OursExact,
+        Kind::Talc,
+        Kind::Bsa,
+        Kind::Lla,
+        Kind::Rlsf,
+        Kind::System,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::OursPow2 => "ours-pow2",
             Kind::OursExact => "ours-exact",
             Kind::Talc => "talc",
             Kind::Bsa => "bsa",
@@ -48,11 +58,10 @@ impl Kind {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Kind::Ours => {
-                "`alloc_buddy_simple::LockedHeap<32>` (this crate; `spin::Mutex`; `Fit::PowerOfTwo`, the default)"
+                "`alloc_buddy_simple::LockedHeap<32>` (this crate; `spin::Mutex`; `Fit::Adaptive`, the default)"
             }
-            Kind::OursExact => {
-                "the same with `Fit::Exact` (`LockedHeap::with_fit`), the memory-saving setting"
-            }
+            Kind::OursPow2 => "the same with `Fit::PowerOfTwo` (`LockedHeap::with_fit`): whole blocks always",
+            Kind::OursExact => "the same with `Fit::Exact`: only the units a request needs, always",
             Kind::Talc => "talc 5.1 `TalcLock<spin::Mutex<()>, Manual>`, the arena claimed up front",
             Kind::Bsa => "`buddy_system_allocator` 0.13 `LockedHeap<33>` (no realloc override)",
             Kind::Lla => "`linked_list_allocator` 0.10 `LockedHeap` (no realloc override)",
@@ -103,7 +112,8 @@ pub(crate) trait Job {
 /// abandoned, never touched again) before the next is built.
 pub(crate) fn run_fresh<J: Job>(kind: Kind, arena: Arena, job: &mut J) -> J::Out {
     match kind {
-        Kind::Ours => job.run(&*ours(arena, Fit::PowerOfTwo), kind),
+        Kind::Ours => job.run(&*ours(arena, Fit::Adaptive), kind),
+        Kind::OursPow2 => job.run(&*ours(arena, Fit::PowerOfTwo), kind),
         Kind::OursExact => job.run(&*ours(arena, Fit::Exact), kind),
         Kind::Talc => job.run(&*talc(arena), kind),
         Kind::Bsa => job.run(&*bsa(arena), kind),

@@ -370,6 +370,7 @@ impl Table {
 fn color(kind: Kind) -> &'static str {
     match kind {
         Kind::Ours => "#d62728",
+        Kind::OursPow2 => "#9467bd",
         Kind::OursExact => "#e377c2",
         Kind::Talc => "#1f77b4",
         Kind::Bsa => "#ff7f0e",
