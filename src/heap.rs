@@ -301,8 +301,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The fast path of an allocation: takes a cached block of the layout's order, if there is
-    /// one (see [`Heap::with_cache`]). Computes only the order: the rest of the request is needed
-    /// only by [`Fit::Exact`] and by the free lists.
+    /// one (see [`Heap::with_cache`]). Computes only the order: the units matter only when the
+    /// allocation is to be trimmed ([`Heap::keeps_whole`]), and the rest of the request only to
+    /// the free lists.
     #[inline(always)]
     fn cache_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         let size = layout.size();
