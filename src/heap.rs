@@ -509,13 +509,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, unit + (1 << order)) }) {
             return false;
         }
-        // `Exact` kept the whole block if the size rounds up to it, or if the heap was loose
-        // then: nothing starts at the exact end ([`Heap::held`]). Only a heap with partial
-        // allocations has to look.
+        // Only a heap with partial allocations has to ask whether this one is ([`Heap::held`]).
         if self.partial != 0 {
-            let units = order::units_of(size);
-            // SAFETY: `units <= 2^order`, so the unit is in the block or the one after it.
-            if units != 1 << order && (self.fit == Fit::Exact || unsafe { r.map.bits(unit + units) } != 0) {
+            let request = Request { order, units: order::units_of(size) };
+            // SAFETY: `units <= 2^order`, so the unit at their end is in the block or the one
+            // after it, which is in the region.
+            if unsafe { self.held(r, unit, request) }.is_partial() {
                 return false;
             }
         }
@@ -807,7 +806,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// let p = heap.alloc(layout).unwrap();
     /// let during = heap.stats();
     /// assert_eq!((during.allocations, during.requested_bytes), (1, 100));
-    /// assert_eq!(during.allocated_bytes, 128); // rounded up to a power-of-two block
+    /// assert_eq!(during.allocated_bytes, 128); // its whole block: the heap has memory to spare
     /// // SAFETY: `p` is live with `layout`.
     /// unsafe { heap.dealloc(p, layout) };
     /// heap.coalesce();
