@@ -613,11 +613,19 @@ fn power_of_two_fit_32_orders() {
 }
 
 #[test]
+#[cfg_attr(
+    all(miri, not(target_arch = "x86_64")),
+    ignore = "CI time: Miri runs the 12-order programs on x86_64 only"
+)]
 fn exact_fit_12_orders() {
     run::<12>(Fit::Exact, 0);
 }
 
 #[test]
+#[cfg_attr(
+    all(miri, not(target_arch = "x86_64")),
+    ignore = "CI time: Miri runs the 12-order programs on x86_64 only"
+)]
 fn power_of_two_fit_12_orders() {
     run::<12>(Fit::PowerOfTwo, 0);
 }
@@ -641,6 +649,10 @@ fn adaptive_fit_32_orders() {
 }
 
 #[test]
+#[cfg_attr(
+    all(miri, not(target_arch = "x86_64")),
+    ignore = "CI time: Miri runs the 12-order programs on x86_64 only"
+)]
 fn adaptive_fit_12_orders() {
     run::<12>(Fit::Adaptive, 0);
 }
