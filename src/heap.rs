@@ -1056,8 +1056,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
     }
 
-    /// The end of [`Heap::cache_alloc`] for a [`Fit::Exact`] request that keeps only part of
-    /// the cached block: splits the rest off to the free lists and returns the allocation. Out of
+    /// The end of [`Heap::cache_alloc`] for a request that keeps only part of the cached block
+    /// ([`Fit::Exact`], or [`Fit::Adaptive`] on a heap short of memory): splits the rest off to the free lists and returns the allocation. Out of
     /// line, so that the cached path keeps fewer values across a call.
     ///
     /// # Safety
@@ -1200,8 +1200,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Serves a request from a "run": free blocks side by side that together cover it, marked
-    /// allocated. [`Fit::Exact`] tries this first for larger requests; every fit falls back on
-    /// it when no single free block is large enough.
+    /// allocated. A larger request that keeps only its units tries this first ([`Heap::take_free`]);
+    /// every fit falls back on it when no single free block is large enough.
     ///
     /// A run long enough for a request of order `k` holds a free block of order `k - 3` or above
     /// (any span of `n` units holds a naturally aligned block of at least `n / 4` units, and free
@@ -1292,13 +1292,14 @@ const RUN_DEPTH: usize = 3;
 const LOOSE_PART: usize = 8;
 
 /// Under [`Fit::Adaptive`], allocations keep whole blocks while less than `1 / TRIM_PART` of the
-/// heap is allocated (measured on talc's workloads: with an eighth, heap efficiency 92.5% but
-/// random actions at 30 000 B 0.8x talc, as the heap crossed the line; with a quarter, 91.8% and
-/// 1.0x).
+/// heap is allocated (measured on talc's workloads: an eighth held 92.5% of the arena, but random
+/// actions at 30 000 B fell to 0.8x talc as the heap crossed the line in the quick benchmark; a
+/// quarter 91.8%, and about 1.0x there, though the full mode's longer runs cross it too, 0.79x; a
+/// third 90.7%; a half 87.4%).
 const TRIM_PART: usize = 4;
 
-/// The lowest request order for which [`Fit::Exact`] looks for a run before it splits a block
-/// (requests above 8 minimum blocks: 256 bytes on 64-bit targets).
+/// The lowest order for which a request that keeps only its units looks for a run before it
+/// splits a block (requests above 8 minimum blocks: 256 bytes on 64-bit targets).
 const RUN_FROM_ORDER: usize = 4;
 
 /// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
