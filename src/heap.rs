@@ -340,10 +340,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// serves the layout. Out of line, so that the cached path stays small.
     #[inline(never)]
     fn alloc_listed(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let mut request = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
-        if self.keeps_whole() {
-            request.units = 1 << request.order;
-        }
+        let request = self.request_now(layout).ok_or(AllocError::Unsatisfiable)?;
         let (region, addr) = self.take_free(request, layout)?;
         self.partial += usize::from(request.is_partial());
         self.allocated_bytes += request.bytes();
@@ -693,7 +690,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let new_layout =
             Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
         let old = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
-        let mut new = Request::new(new_layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
+        let new = self.request_now(new_layout).ok_or(AllocError::Unsatisfiable)?;
         let addr = ptr.as_ptr().addr();
         let region = self.region_of(addr);
         if region.is_null() {
@@ -701,9 +698,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         // SAFETY: the allocation is live in `region` (contract).
         let old = unsafe { self.held(&*region, (*region).unit(addr), old) };
-        if self.keeps_whole() {
-            new.units = 1 << new.order;
-        }
         let old_end = addr + old.bytes();
         let new_end = addr.checked_add(new.bytes()).ok_or(AllocError::OutOfMemory)?;
         if new.units < old.units {
@@ -852,6 +846,17 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline(always)]
     fn keeps_whole(&self) -> bool {
         self.allocated_bytes < self.trim_from
+    }
+
+    /// The request for `layout` made now: its units, or its whole block while the heap keeps
+    /// whole blocks ([`Heap::keeps_whole`]). `None` when no block can hold it.
+    #[inline(always)]
+    fn request_now(&self, layout: Layout) -> Option<Request> {
+        let mut request = Request::new(layout, self.fit, Self::MAX_ORDER)?;
+        if self.keeps_whole() {
+            request.units = 1 << request.order;
+        }
+        Some(request)
     }
 
     /// The request a live allocation at `unit` in `r`, made for a layout of `request`, holds:
@@ -1115,24 +1120,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             "free of {:#p}: misaligned for order {order}",
             r.ptr(addr)
         );
-        // The region's fields, read once: the stores into nodes below could alias them.
-        let (lo, span, map) = (r.lo, r.span, r.map);
+        let map = r.map;
         // The first unit of the (merged) block.
-        let mut first = (addr - lo) >> MIN_SHIFT;
+        let mut first = r.unit(addr);
         while order < Self::MAX_ORDER {
             let size = block_size(order);
             let buddy = addr ^ size;
-            // The buddy, in the region's units (`Region::holds`, `Region::is_free_block`).
-            let off = buddy.wrapping_sub(lo);
-            if off >= span || span - off < size {
-                break;
-            }
-            let unit = off >> MIN_SHIFT;
-            // SAFETY: the buddy is in the region; a unit marked free starts a free block, which
-            // holds a valid node (heap invariant).
-            if unsafe { map.bits(unit) != Mark::Free as usize || (*r.node(buddy)).order != order } {
-                break;
-            }
+            // SAFETY: the region's bitmaps and nodes are consistent (heap invariant).
+            let Some(unit) = (unsafe { r.free_block_unit(buddy, order, size) }) else { break };
             // SAFETY: `order < MAX_ORDER` in this loop.
             let list = unsafe { self.list(order) };
             if order >= defer_from && list.nr_free == 1 {

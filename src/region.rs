@@ -236,11 +236,26 @@ impl Region {
     /// is set holds a valid [`FreeNode`].
     #[inline(always)]
     pub(crate) unsafe fn is_free_block(&self, addr: usize, order: usize, size: usize) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { self.free_block_unit(addr, order, size) }.is_some()
+    }
+
+    /// The bitmap unit of the free block of order `order` and size `size` at `addr`, or `None`
+    /// when no such block starts there.
+    ///
+    /// # Safety
+    ///
+    /// As [`Region::is_free_block`].
+    #[inline(always)]
+    pub(crate) unsafe fn free_block_unit(&self, addr: usize, order: usize, size: usize) -> Option<usize> {
+        if !self.holds(addr, size) {
+            return None;
+        }
+        let unit = self.unit(addr);
         // SAFETY: `holds` keeps the unit in range; a set `free` bit means a valid node (the
         // caller's invariant).
-        self.holds(addr, size)
-            && unsafe { self.map.bits(self.unit(addr)) } == Mark::Free as usize
-            && unsafe { (*self.node(addr)).order } == order
+        let free = unsafe { self.map.bits(unit) == Mark::Free as usize && (*self.node(addr)).order == order };
+        free.then_some(unit)
     }
 }
 
