@@ -27,6 +27,9 @@ const FREE_BITS: usize = usize::MAX / 3;
 /// The allocation bits of every unit in a word.
 const ALLOC_BITS: usize = FREE_BITS << 1;
 
+/// Words that the run scans test at once.
+const GROUP: usize = 4;
+
 /// What a unit's bits say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -169,7 +172,8 @@ impl Bitmap {
 
     /// The end of the run of free units that unit `unit` starts or is in: the next unit in
     /// `unit + 1..ceil` that starts an allocation, a cached block or the metadata (all have the
-    /// allocation bit set), or `ceil`. Reads the map a word at a time and no block.
+    /// allocation bit set), or `ceil`. Reads the map a word at a time, skipping groups of words
+    /// with no allocation bit (the bodies of large free blocks), and no block.
     ///
     /// # Safety
     ///
@@ -184,6 +188,15 @@ impl Bitmap {
                 return (index * UNITS_PER_WORD + bits.trailing_zeros() as usize / 2).min(ceil);
             }
             at = (index + 1) * UNITS_PER_WORD;
+            // Long runs are mostly the bodies of large free blocks: skip whole words a group at a
+            // time while none of them has an allocation bit.
+            while at + GROUP * UNITS_PER_WORD <= ceil {
+                // SAFETY: the group's units are below `ceil`, so its words are in range.
+                if unsafe { self.group(at / UNITS_PER_WORD) } & ALLOC_BITS != 0 {
+                    break;
+                }
+                at += GROUP * UNITS_PER_WORD;
+            }
         }
         ceil
     }
@@ -205,12 +218,27 @@ impl Bitmap {
         while top > floor {
             let index = (top - 1) / UNITS_PER_WORD;
             let base = index * UNITS_PER_WORD;
+            // SAFETY: `base < top <= unit`, so the word is in range.
+            let word = unsafe { *self.words.add(index) };
+            if word == 0 && base >= floor {
+                // No unit of the word carries a mark (the body of a large free block or
+                // allocation): nothing in it starts a free block or ends the run. Skip it, and
+                // the groups of words below it that are the same.
+                top = base;
+                while top - floor >= GROUP * UNITS_PER_WORD {
+                    // SAFETY: the group's units are in `floor..top`, below `unit`.
+                    if unsafe { self.group(top / UNITS_PER_WORD - GROUP) } != 0 {
+                        break;
+                    }
+                    top -= GROUP * UNITS_PER_WORD;
+                }
+                continue;
+            }
             // The units `max(base, floor)..top` of this word.
             let low = floor.max(base) - base;
             let high = top - base;
             let mask = (usize::MAX >> (WORD_BITS - 2 * (high - low))) << (2 * low);
-            // SAFETY: `base < top <= unit`, so the word is in range.
-            let word = unsafe { *self.words.add(index) } & mask;
+            let word = word & mask;
             let alloc = word & ALLOC_BITS;
             // Only the free blocks above the highest allocation bit of this word count.
             let above = WORD_BITS - alloc.leading_zeros() as usize;
@@ -224,6 +252,17 @@ impl Bitmap {
             top = base.max(floor);
         }
         start
+    }
+
+    /// The bitwise or of the `GROUP` words from word `index`.
+    ///
+    /// # Safety
+    ///
+    /// The words must be in range.
+    #[inline(always)]
+    unsafe fn group(self, index: usize) -> usize {
+        // SAFETY: the caller keeps the words in range.
+        unsafe { (0..GROUP).fold(0, |acc, i| acc | *self.words.add(index + i)) }
     }
 
     /// Whether any unit in `start..end` carries a mark (starts a block or an allocation).
@@ -343,6 +382,69 @@ mod tests {
             assert_eq!(map.run_start(W + 8, 0), W - 2);
             map.set(0, Mark::Free);
             assert_eq!(map.run_start(W + 8, 0), 0);
+        }
+    }
+
+    #[test]
+    fn run_scans_match_a_unit_by_unit_walk() {
+        // Sparse random marks over many words, so that the scans skip empty words and groups of
+        // them, with floors and ceilings anywhere; each answer is checked against a plain walk.
+        const WORDS: usize = if cfg!(miri) { 12 } else { 40 };
+        const UNITS: usize = WORDS * UNITS_PER_WORD;
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..if cfg!(miri) { 4 } else { 60 } {
+            let mut words = [0usize; WORDS];
+            // SAFETY: `WORDS` words, used only through the map.
+            let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), WORDS) };
+            let marks = 1 + next(UNITS / 16);
+            for _ in 0..marks {
+                let mark = [Mark::Free, Mark::Alloc, Mark::Cached][next(3)];
+                // SAFETY: in range.
+                unsafe { map.put(next(UNITS), mark) };
+            }
+            for _ in 0..if cfg!(miri) { 10 } else { 200 } {
+                let unit = next(UNITS);
+                // SAFETY: in range. (`run_start` needs a free block at `unit`.)
+                let saved = unsafe {
+                    let saved = map.bits(unit);
+                    map.put(unit, Mark::Free);
+                    saved
+                };
+                let floor = unit - next(unit + 1);
+                let mut start = unit;
+                for u in (floor..unit).rev() {
+                    // SAFETY: in range.
+                    let bits = unsafe { map.bits(u) };
+                    if bits & Mark::Alloc as usize != 0 {
+                        break;
+                    }
+                    if bits == Mark::Free as usize {
+                        start = u;
+                    }
+                }
+                // SAFETY: `floor <= unit < UNITS`, a free block at `unit`.
+                assert_eq!(unsafe { map.run_start(unit, floor) }, start, "run_start({unit}, {floor})");
+                let ceil = unit + 1 + next(UNITS - unit);
+                // SAFETY: in range.
+                let end = (unit + 1..ceil).find(|&u| unsafe { map.bits(u) } & Mark::Alloc as usize != 0);
+                // SAFETY: `ceil <= UNITS`.
+                let found = unsafe { map.run_end(unit, ceil) };
+                assert_eq!(found, end.unwrap_or(ceil), "run_end({unit}, {ceil})");
+                let marks = [None, Some(Mark::Free), Some(Mark::Alloc), Some(Mark::Cached)];
+                // SAFETY: in range.
+                unsafe {
+                    map.erase(unit);
+                    if let Some(mark) = marks[saved] {
+                        map.set(unit, mark);
+                    }
+                }
+            }
         }
     }
 
