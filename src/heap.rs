@@ -1221,6 +1221,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 }
                 // SAFETY: a node on a list is a valid free block of a live region.
                 let (region, next) = unsafe { ((*node).region, (*node).next) };
+                // Once a run fits, only shorter ones matter: measure no further than its length
+                // (most of the search's time is reading the bitmap around each candidate).
+                let enough = best.map_or(enough, |(_, b)| b.len);
                 // SAFETY: as above; the region's bitmap and nodes are consistent.
                 let fit = unsafe { (*region).fit_in_run(node.addr(), need, align, enough, Self::MAX_ORDER) };
                 if let Some(fit) = fit.filter(|f| best.is_none_or(|(_, b)| f.len < b.len)) {
