@@ -1275,7 +1275,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 }
 
-/// Free blocks per order that [`Heap::take_run`] looks at.
+/// Free blocks per order that [`Heap::take_run`] looks at (measured on ten trials of talc's
+/// heap-efficiency workload: 16 hold 91.4% of the arena, 8 hold 90.0%, 4 hold 87.4%; taking the first run that
+/// fits, 81%; stopping after the first 4 runs that fit, 88.5%).
 const RUN_CANDIDATES: usize = 16;
 
 /// Orders below a request's where [`Heap::take_run`] looks for candidates.

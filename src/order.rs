@@ -56,7 +56,7 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// memory an allocation holds from its layout and the heap's bitmap.
 ///
 /// Measured with `cargo bench --bench compare` (see the README's table for the figures of the
-/// last run): on talc's heap-efficiency workload, [`Fit::Adaptive`] and [`Fit::Exact`] hold 92% of
+/// last run): on talc's heap-efficiency workload, [`Fit::Adaptive`] and [`Fit::Exact`] hold 91% of
 /// the arena as requested bytes at the first failure, [`Fit::PowerOfTwo`] 65% (talc: 95%); on
 /// talc's random-actions workload [`Fit::Adaptive`] and [`Fit::PowerOfTwo`] run at about talc's
 /// speed or faster, [`Fit::Exact`] at 0.4-0.7x.
