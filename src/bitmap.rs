@@ -436,11 +436,11 @@ mod tests {
                 // SAFETY: `ceil <= UNITS`.
                 let found = unsafe { map.run_end(unit, ceil) };
                 assert_eq!(found, end.unwrap_or(ceil), "run_end({unit}, {ceil})");
-                let marks = [None, Some(Mark::Free), Some(Mark::Alloc), Some(Mark::Cached)];
+                let mark_of = [None, Some(Mark::Free), Some(Mark::Alloc), Some(Mark::Cached)];
                 // SAFETY: in range.
                 unsafe {
                     map.erase(unit);
-                    if let Some(mark) = marks[saved] {
+                    if let Some(mark) = mark_of[saved] {
                         map.set(unit, mark);
                     }
                 }
