@@ -15,6 +15,11 @@
 //! Every other unit is inside a block that starts earlier. The two bits of a unit sit side by
 //! side in one word, so one load answers both questions. Two bits per unit cost 1/128 of a region
 //! on a 64-bit target (32-byte units) and 1/64 on a 32-bit one (16-byte units).
+//!
+//! A summary keeps one bit per map word, set exactly when the word has a mark, so that the run
+//! scans cross the bodies of large blocks (words with no mark) a summary word at a time: 64 map
+//! words, 64 KiB of heap, per load on a 64-bit target. It costs 1/64 of the map (1/32 on a 32-bit
+//! target).
 
 use crate::order::WORD_BITS;
 
@@ -26,9 +31,6 @@ const FREE_BITS: usize = usize::MAX / 3;
 
 /// The allocation bits of every unit in a word.
 const ALLOC_BITS: usize = FREE_BITS << 1;
-
-/// Words that the run scans test at once.
-const GROUP: usize = 4;
 
 /// What a unit's bits say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,28 +46,67 @@ pub(crate) enum Mark {
     Cached = 0b11,
 }
 
-/// A two-bit-per-unit map over machine words, owned by a region.
+/// A two-bit-per-unit map over machine words, with its summary, owned by a region.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bitmap {
     words: *mut usize,
+    /// Bit `w % WORD_BITS` of summary word `w / WORD_BITS` is set exactly when map word `w` is
+    /// not zero.
+    summary: *mut usize,
 }
 
 impl Bitmap {
-    /// Words needed for `units` units.
-    pub(crate) const fn words_for(units: usize) -> usize {
+    /// Map words needed for `units` units.
+    const fn words_for(units: usize) -> usize {
         units.div_ceil(UNITS_PER_WORD)
     }
 
-    /// A map over the words at `words`, all units cleared.
+    /// Words a map of `units` units takes, its summary included.
+    pub(crate) const fn len_for(units: usize) -> usize {
+        let words = Self::words_for(units);
+        words + words.div_ceil(WORD_BITS)
+    }
+
+    /// A map of `units` units over the words at `mem`, all units cleared.
     ///
     /// # Safety
     ///
-    /// `words` must be valid for reads and writes of `len` words for as long as the map is
-    /// used, and used by nothing else.
-    pub(crate) unsafe fn zeroed(words: *mut usize, len: usize) -> Self {
-        // SAFETY: the caller gives `len` writable words.
-        unsafe { words.write_bytes(0, len) };
-        Bitmap { words }
+    /// `mem` must be valid for reads and writes of [`Bitmap::len_for`]`(units)` words for as long
+    /// as the map is used, and used by nothing else.
+    pub(crate) unsafe fn zeroed(mem: *mut usize, units: usize) -> Self {
+        // SAFETY: the caller gives `len_for(units)` writable words: the map's, then the summary's.
+        unsafe {
+            mem.write_bytes(0, Self::len_for(units));
+            Bitmap { words: mem, summary: mem.add(Self::words_for(units)) }
+        }
+    }
+
+    /// Records in the summary that map word `index` has a mark.
+    ///
+    /// # Safety
+    ///
+    /// `index` must be one of the map's words.
+    #[inline(always)]
+    unsafe fn note_marked(self, index: usize) {
+        // SAFETY: the summary has a bit for every map word.
+        unsafe { *self.summary.add(index / WORD_BITS) |= 1 << (index % WORD_BITS) };
+    }
+
+    /// Stores `value` in map word `index`, and records in the summary whether it is zero.
+    /// Changes that can leave a word with no mark go through here.
+    ///
+    /// # Safety
+    ///
+    /// `index` must be one of the map's words.
+    #[inline(always)]
+    unsafe fn store(self, index: usize, value: usize) {
+        // SAFETY: the caller keeps `index` in range; the summary has a bit for it.
+        unsafe {
+            *self.words.add(index) = value;
+            if value == 0 {
+                *self.summary.add(index / WORD_BITS) &= !(1 << (index % WORD_BITS));
+            }
+        }
     }
 
     /// The word holding unit `unit`, and the shift of the unit's two bits in it.
@@ -113,8 +154,11 @@ impl Bitmap {
     pub(crate) unsafe fn set(self, unit: usize, mark: Mark) {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
-        // SAFETY: `word` is one of the map's words.
-        unsafe { *word |= (mark as usize) << shift };
+        // SAFETY: `word` is one of the map's words, and so is its index.
+        unsafe {
+            *word |= (mark as usize) << shift;
+            self.note_marked(unit / UNITS_PER_WORD);
+        }
     }
 
     /// Gives unit `unit` exactly `mark`, whatever it carried.
@@ -126,8 +170,11 @@ impl Bitmap {
     pub(crate) unsafe fn put(self, unit: usize, mark: Mark) {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
-        // SAFETY: `word` is one of the map's words.
-        unsafe { *word = (*word & !(0b11 << shift)) | (mark as usize) << shift };
+        // SAFETY: `word` is one of the map's words, and so is its index.
+        unsafe {
+            *word = (*word & !(0b11 << shift)) | (mark as usize) << shift;
+            self.note_marked(unit / UNITS_PER_WORD);
+        }
     }
 
     /// Clears both bits of unit `unit`: it starts nothing.
@@ -139,21 +186,36 @@ impl Bitmap {
     pub(crate) unsafe fn erase(self, unit: usize) {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
-        // SAFETY: `word` is one of the map's words.
-        unsafe { *word &= !(0b11 << shift) };
+        // SAFETY: `word` is one of the map's words, and so is its index.
+        unsafe { self.store(unit / UNITS_PER_WORD, *word & !(0b11 << shift)) };
     }
 
-    /// Clears `mark` on unit `unit`.
+    /// Turns unit `unit` from [`Mark::Alloc`] to [`Mark::Cached`]: a whole allocation goes to a
+    /// cache. The word keeps a mark, so the summary needs no update (the fast path of a free).
     ///
     /// # Safety
     ///
-    /// `unit` must be below the number of units the map was made for.
+    /// `unit` must be below the number of units the map was made for, and carry [`Mark::Alloc`].
     #[inline(always)]
-    pub(crate) unsafe fn clear(self, unit: usize, mark: Mark) {
+    pub(crate) unsafe fn cache(self, unit: usize) {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
         // SAFETY: `word` is one of the map's words.
-        unsafe { *word &= !((mark as usize) << shift) };
+        unsafe { *word |= (Mark::Free as usize) << shift };
+    }
+
+    /// Turns unit `unit` from [`Mark::Cached`] to [`Mark::Alloc`]: a cached block is allocated.
+    /// The word keeps a mark, so the summary needs no update (the fast path of an allocation).
+    ///
+    /// # Safety
+    ///
+    /// `unit` must be below the number of units the map was made for, and carry [`Mark::Cached`].
+    #[inline(always)]
+    pub(crate) unsafe fn uncache(self, unit: usize) {
+        // SAFETY: the caller keeps `unit` in range.
+        let (word, shift) = unsafe { self.word(unit) };
+        // SAFETY: `word` is one of the map's words.
+        unsafe { *word &= !((Mark::Free as usize) << shift) };
     }
 
     /// Turns unit `unit` from [`Mark::Free`] to [`Mark::Alloc`], or back, in one step.
@@ -172,13 +234,14 @@ impl Bitmap {
 
     /// The end of the run of free units that unit `unit` starts or is in: the next unit in
     /// `unit + 1..ceil` that starts an allocation, a cached block or the metadata (all have the
-    /// allocation bit set), or `ceil`. Reads the map a word at a time, skipping groups of words
-    /// with no allocation bit (the bodies of large free blocks), and no block.
+    /// allocation bit set), or `ceil`. Reads only the map words that have a mark, found in the
+    /// summary: the bodies of large free blocks cost one summary load per 64 words.
     ///
     /// # Safety
     ///
     /// `ceil` must be at most the number of units the map was made for.
     pub(crate) unsafe fn run_end(self, unit: usize, ceil: usize) -> usize {
+        let limit = ceil.div_ceil(UNITS_PER_WORD);
         let mut at = unit + 1;
         while at < ceil {
             let (index, shift) = (at / UNITS_PER_WORD, 2 * (at % UNITS_PER_WORD));
@@ -187,23 +250,16 @@ impl Bitmap {
             if bits != 0 {
                 return (index * UNITS_PER_WORD + bits.trailing_zeros() as usize / 2).min(ceil);
             }
-            at = (index + 1) * UNITS_PER_WORD;
-            // Long runs are mostly the bodies of large free blocks: skip whole words a group at a
-            // time while none of them has an allocation bit.
-            while at + GROUP * UNITS_PER_WORD <= ceil {
-                // SAFETY: the group's units are below `ceil`, so its words are in range.
-                if unsafe { self.group(at / UNITS_PER_WORD) } & ALLOC_BITS != 0 {
-                    break;
-                }
-                at += GROUP * UNITS_PER_WORD;
-            }
+            // SAFETY: `limit` is at most the map's number of words (`ceil` is in range).
+            at = unsafe { self.next_marked(index + 1, limit) } * UNITS_PER_WORD;
         }
         ceil
     }
 
     /// The start of the run of free units that the free block at unit `unit` is in: the first
     /// free block after the nearest unit in `floor..unit` with the allocation bit set, or the
-    /// first free block at or above `floor` if there is none.
+    /// first free block at or above `floor` if there is none. Skips words with no mark as
+    /// [`Bitmap::run_end`] does.
     ///
     /// Every unit belongs to the block or allocation that starts at the nearest marked unit at or
     /// below it, so the units between an allocation's body and `unit` are free blocks.
@@ -220,17 +276,14 @@ impl Bitmap {
             let base = index * UNITS_PER_WORD;
             // SAFETY: `base < top <= unit`, so the word is in range.
             let word = unsafe { *self.words.add(index) };
-            if word == 0 && base >= floor {
+            if word == 0 {
                 // No unit of the word carries a mark (the body of a large free block or
-                // allocation): nothing in it starts a free block or ends the run. Skip it, and
-                // the groups of words below it that are the same.
-                top = base;
-                while top - floor >= GROUP * UNITS_PER_WORD {
-                    // SAFETY: the group's units are in `floor..top`, below `unit`.
-                    if unsafe { self.group(top / UNITS_PER_WORD - GROUP) } != 0 {
-                        break;
-                    }
-                    top -= GROUP * UNITS_PER_WORD;
+                // allocation): nothing in it starts a free block or ends the run. Go on at the
+                // nearest word below with a mark, if there is one at or above `floor`'s.
+                // SAFETY: `index` is in range.
+                match unsafe { self.prev_marked(index, floor / UNITS_PER_WORD) } {
+                    Some(below) => top = (below + 1) * UNITS_PER_WORD,
+                    None => break,
                 }
                 continue;
             }
@@ -254,15 +307,61 @@ impl Bitmap {
         start
     }
 
-    /// The bitwise or of the `GROUP` words from word `index`.
+    /// The first word in `from..limit` that has a mark, or `limit` if none has.
     ///
     /// # Safety
     ///
-    /// The words must be in range.
+    /// `limit` must be at most the map's number of words.
     #[inline(always)]
-    unsafe fn group(self, index: usize) -> usize {
-        // SAFETY: the caller keeps the words in range.
-        unsafe { (0..GROUP).fold(0, |acc, i| acc | *self.words.add(index + i)) }
+    unsafe fn next_marked(self, from: usize, limit: usize) -> usize {
+        let mut index = from;
+        while index < limit {
+            // SAFETY: `index < limit`, so its summary word is in range.
+            let bits = unsafe { *self.summary.add(index / WORD_BITS) } >> (index % WORD_BITS);
+            if bits != 0 {
+                return (index + bits.trailing_zeros() as usize).min(limit);
+            }
+            index = (index / WORD_BITS + 1) * WORD_BITS;
+        }
+        limit
+    }
+
+    /// The last word in `lowest..below` that has a mark, if one has.
+    ///
+    /// # Safety
+    ///
+    /// `below` must be at most the map's number of words.
+    #[inline(always)]
+    unsafe fn prev_marked(self, below: usize, lowest: usize) -> Option<usize> {
+        let mut end = below;
+        while end > lowest {
+            let last = end - 1;
+            // SAFETY: `last` is below `below`, so its summary word is in range.
+            let bits = unsafe { *self.summary.add(last / WORD_BITS) }
+                & (usize::MAX >> (WORD_BITS - 1 - last % WORD_BITS));
+            if bits != 0 {
+                let found = last / WORD_BITS * WORD_BITS + (WORD_BITS - 1 - bits.leading_zeros() as usize);
+                return (found >= lowest).then_some(found);
+            }
+            end = last / WORD_BITS * WORD_BITS;
+        }
+        None
+    }
+
+    /// Whether the summary says of every one of the first `words_for(units)` map words exactly
+    /// whether it has a mark (for the invariant checker).
+    ///
+    /// # Safety
+    ///
+    /// `units` must be the number of units the map was made for.
+    pub(crate) unsafe fn summary_agrees(self, units: usize) -> bool {
+        (0..Self::words_for(units)).all(|index| {
+            // SAFETY: `index` is one of the map's words, with its summary bit.
+            let (word, bit) = unsafe {
+                (*self.words.add(index), *self.summary.add(index / WORD_BITS) >> (index % WORD_BITS) & 1)
+            };
+            (word != 0) == (bit == 1)
+        })
     }
 
     /// Whether any unit in `start..end` carries a mark (starts a block or an allocation).
@@ -310,27 +409,29 @@ mod tests {
 
     #[test]
     fn marks_are_independent() {
-        let mut words = [usize::MAX; 3];
-        // SAFETY: three words, used only through the map.
-        let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), 3) };
         let units = 3 * UNITS_PER_WORD;
+        let mut words = [usize::MAX; Bitmap::len_for(3 * UNITS_PER_WORD)];
+        // SAFETY: the words a map of `units` units takes, used only through the map.
+        let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), units) };
         for unit in [0, 1, UNITS_PER_WORD - 1, UNITS_PER_WORD, units - 1] {
             // SAFETY: `unit < units`.
             unsafe {
                 assert_eq!(map.bits(unit), 0);
                 map.set(unit, Mark::Free);
                 assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));
-                map.set(unit, Mark::Alloc);
-                map.clear(unit, Mark::Free);
+                map.flip(unit);
                 assert!(!map.has(unit, Mark::Free) && map.has(unit, Mark::Alloc));
                 assert!(map.any(unit, unit + 1));
                 assert!(!map.any(unit, unit));
+                map.cache(unit);
+                assert_eq!(map.bits(unit), Mark::Cached as usize);
+                map.uncache(unit);
+                assert_eq!(map.bits(unit), Mark::Alloc as usize);
                 map.flip(unit);
                 assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));
-                map.flip(unit);
-                map.clear(unit, Mark::Alloc);
+                map.erase(unit);
                 assert_eq!(map.bits(unit), 0);
-                map.set(unit, Mark::Free);
+                map.put(unit, Mark::Free);
             }
         }
         // SAFETY: in range.
@@ -343,18 +444,25 @@ mod tests {
             assert_eq!(map.count_free(2), 2);
             map.set(7, Mark::Alloc);
             assert_eq!(map.count_free(units), 5);
-            map.clear(units - 1, Mark::Free);
+            map.erase(units - 1);
             assert!(!map.any(UNITS_PER_WORD + 1, units));
+            assert!(map.summary_agrees(units));
+            // The summary follows a word that loses its last mark, and gets one again.
+            map.erase(UNITS_PER_WORD);
+            assert!(map.summary_agrees(units));
+            map.put(UNITS_PER_WORD + 3, Mark::Cached);
+            assert!(map.summary_agrees(units));
         }
         assert_eq!(words[0], 0b01 | 0b0100 | 0b10 << 14 | 0b01 << (WORD_BITS - 2));
+        assert_eq!(words[3], 0b011, "the summary: words 0 and 1 have marks, word 2 none");
     }
 
     #[test]
     fn runs_are_measured_between_allocation_marks() {
         const W: usize = UNITS_PER_WORD;
-        let mut words = [0usize; 4];
-        // SAFETY: four words, used only through the map.
-        let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), 4) };
+        let mut words = [0usize; Bitmap::len_for(4 * W)];
+        // SAFETY: the words of a map of `4 * W` units, used only through the map.
+        let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), 4 * W) };
         // An allocation at 3 (its body to W - 2), free blocks at W - 2, W, W + 8, a cached block
         // at 2W + 5, a free block at 2W + 6 and an allocation at 3W + 1.
         // SAFETY: every unit is below 4W.
@@ -378,7 +486,7 @@ mod tests {
             assert_eq!(map.run_start(2 * W + 6, 0), 2 * W + 6);
             assert_eq!(map.run_end(2 * W + 6, 4 * W), 3 * W + 1);
             // With no allocation below, the run starts at the first free block above `floor`.
-            map.clear(3, Mark::Alloc);
+            map.erase(3);
             assert_eq!(map.run_start(W + 8, 0), W - 2);
             map.set(0, Mark::Free);
             assert_eq!(map.run_start(W + 8, 0), 0);
@@ -387,9 +495,10 @@ mod tests {
 
     #[test]
     fn run_scans_match_a_unit_by_unit_walk() {
-        // Sparse random marks over many words, so that the scans skip empty words and groups of
-        // them, with floors and ceilings anywhere; each answer is checked against a plain walk.
-        const WORDS: usize = if cfg!(miri) { 12 } else { 40 };
+        // Sparse random marks over many words, so that the scans skip empty words through the
+        // summary (across summary words too), with floors and ceilings anywhere; each answer is
+        // checked against a plain walk.
+        const WORDS: usize = if cfg!(miri) { WORD_BITS + 8 } else { 4 * WORD_BITS + 7 };
         const UNITS: usize = WORDS * UNITS_PER_WORD;
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
         let mut next = move |n: usize| {
@@ -399,10 +508,12 @@ mod tests {
             (state % n as u64) as usize
         };
         for _ in 0..if cfg!(miri) { 4 } else { 60 } {
-            let mut words = [0usize; WORDS];
-            // SAFETY: `WORDS` words, used only through the map.
-            let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), WORDS) };
-            let marks = 1 + next(UNITS / 16);
+            let mut words = [0usize; Bitmap::len_for(UNITS)];
+            // SAFETY: the words of a map of `UNITS` units, used only through the map.
+            let map = unsafe { Bitmap::zeroed(words.as_mut_ptr(), UNITS) };
+            // Sparser on some maps than others, so that long stretches have no mark.
+            let sparseness = 4 + next(6);
+            let marks = 1 + next(UNITS >> sparseness);
             for _ in 0..marks {
                 let mark = [Mark::Free, Mark::Alloc, Mark::Cached][next(3)];
                 // SAFETY: in range.
@@ -443,6 +554,7 @@ mod tests {
                     if let Some(mark) = mark_of[saved] {
                         map.set(unit, mark);
                     }
+                    assert!(map.summary_agrees(UNITS));
                 }
             }
         }
@@ -454,5 +566,10 @@ mod tests {
         assert_eq!(Bitmap::words_for(1), 1);
         assert_eq!(Bitmap::words_for(UNITS_PER_WORD), 1);
         assert_eq!(Bitmap::words_for(UNITS_PER_WORD + 1), 2);
+        // The summary: one more word per `WORD_BITS` map words.
+        assert_eq!(Bitmap::len_for(0), 0);
+        assert_eq!(Bitmap::len_for(1), 2);
+        assert_eq!(Bitmap::len_for(WORD_BITS * UNITS_PER_WORD), WORD_BITS + 1);
+        assert_eq!(Bitmap::len_for(WORD_BITS * UNITS_PER_WORD + 1), WORD_BITS + 3);
     }
 }

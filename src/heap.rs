@@ -195,10 +195,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// Adds the region `start..start + size` to the heap.
     ///
     /// Any start alignment and any size work: the region is trimmed to whole minimum blocks, its
-    /// metadata (a header and two bits per minimum block: 1/128 of the region on a 64-bit target,
-    /// 1/64 on a 32-bit one) takes its top end, and the rest is cut into the largest naturally
-    /// aligned blocks that fit. A region aligned to its own power-of-two size gives the largest
-    /// blocks. Regions need not be contiguous.
+    /// metadata (a header, two bits per minimum block and a summary of them: 1/126 of the region
+    /// on a 64-bit target, 1/62 on a 32-bit one) takes its top end, and the rest is cut into the
+    /// largest naturally aligned blocks that fit. A region aligned to its own power-of-two size
+    /// gives the largest blocks. Regions need not be contiguous.
     ///
     /// # Safety
     ///
@@ -329,7 +329,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
         let r = unsafe { &*region };
         // SAFETY: `addr` is in the region.
-        unsafe { r.map.clear(r.unit(addr), Mark::Free) };
+        unsafe { r.map.uncache(r.unit(addr)) };
         // A cached block is counted as allocated already.
         self.requested_bytes += size;
         // SAFETY: a block address is never 0 (regions never start at null).
@@ -525,7 +525,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: the allocation is one whole block, ours again; its unit is marked allocated,
         // and becomes marked cached.
         unsafe {
-            r.map.set(unit, Mark::Cached);
+            r.map.cache(unit);
             cache.push(r.node(addr), region);
         }
         // (A cached block stays counted as allocated.)
@@ -586,7 +586,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // stays counted as allocated (see the field): the tail too, from now.
                 // SAFETY: the block is ours, whole and unlisted, its first unit marked allocated.
                 unsafe {
-                    (*region).map.set((*region).unit(addr), Mark::Cached);
+                    (*region).map.cache((*region).unit(addr));
                     cache.push((*region).node(addr), region);
                 }
                 self.allocated_bytes += block_end - end;
@@ -994,7 +994,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             self.avail &= !(1 << order);
         }
         // SAFETY: `addr` is in the region.
-        unsafe { r.map.clear(r.unit(addr), Mark::Free) };
+        unsafe { r.map.erase(r.unit(addr)) };
     }
 
     /// Takes the first block off list `order` and returns its region and address. The block
@@ -1088,7 +1088,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // address is never 0 (regions never start at null).
         unsafe {
             let r = &*region;
-            r.map.clear(r.unit(addr), Mark::Free);
+            r.map.uncache(r.unit(addr));
             NonNull::new_unchecked(r.ptr(addr))
         }
     }

@@ -46,9 +46,10 @@ pub(crate) struct RunFit {
     pub(crate) len: usize,
 }
 
-/// Units of metadata for a region of `units` units: the header and the bitmap.
+/// Units of metadata for a region of `units` units: the header and the bitmap (with its
+/// summary).
 const fn meta_units(units: usize) -> usize {
-    let bytes = size_of::<Region>() + Bitmap::words_for(units) * size_of::<usize>();
+    let bytes = size_of::<Region>() + Bitmap::len_for(units) * size_of::<usize>();
     bytes.div_ceil(MIN_BLOCK)
 }
 
@@ -86,15 +87,14 @@ impl Region {
             return Err(too_small);
         }
         let meta = lo + ((units - meta_units) << MIN_SHIFT);
-        let words = Bitmap::words_for(units);
         // SAFETY: `meta` is inside the user's range (`lo <= meta < hi <= end`), so the offset
         // stays in the allocation `start` points to.
         let header = unsafe { start.add(meta - start_addr) }.cast::<Region>();
         // SAFETY: `header` is aligned to a unit, which is at least a word.
         let maps = unsafe { header.add(1) }.cast::<usize>();
-        // SAFETY: the metadata units hold the header and `words` words after it (that is how
-        // `meta_units` sized them), all inside the user's range, which is ours.
-        let map = unsafe { Bitmap::zeroed(maps, words) };
+        // SAFETY: the metadata units hold the header and `Bitmap::len_for(units)` words after it
+        // (that is how `meta_units` sized them), all inside the user's range, which is ours.
+        let map = unsafe { Bitmap::zeroed(maps, units) };
         let region = Region {
             base: start,
             start: start_addr,
@@ -266,13 +266,14 @@ mod tests {
     #[test]
     fn metadata_is_small() {
         // 1 MiB of units: two bits per unit (1/128 of the region on 64-bit targets, 1/64 on
-        // 32-bit ones) plus the header.
+        // 32-bit ones), its summary (a bit per map word: 1/64 of the map) and the header.
         let units = (1 << 20) / MIN_BLOCK;
         let meta = meta_units(units) * MIN_BLOCK;
         let bits = (1 << 20) / MIN_BLOCK * 2 / 8;
-        assert!(meta <= bits + size_of::<Region>() + MIN_BLOCK, "{meta} bytes of metadata per MiB");
+        let summary = bits / WORD_BITS;
+        assert!(meta <= bits + summary + size_of::<Region>() + MIN_BLOCK, "{meta} bytes of metadata per MiB");
         assert!(bits <= (1 << 20) / 64);
-        assert_eq!(size_of::<Region>(), size_of::<[usize; 8]>());
+        assert_eq!(size_of::<Region>(), size_of::<[usize; 9]>());
         const { assert!(MIN_REGION <= 1024) };
     }
 

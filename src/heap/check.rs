@@ -19,6 +19,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///   holds at most its limit;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
+    /// - the bitmap's summary marks exactly the map words that have a mark;
     /// - free bytes plus allocated bytes equal the total.
     ///
     /// It takes time linear in the number of free blocks and minimum blocks, and changes
@@ -109,6 +110,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             last_end = r.end;
             // SAFETY: the bitmap covers the region's units.
             free_bits += unsafe { r.map.count_free(r.span >> MIN_SHIFT) };
+            // SAFETY: as above.
+            if !unsafe { r.map.summary_agrees(r.span >> MIN_SHIFT) } {
+                return fail("bitmap summary disagrees with the map", region.cast_const().cast());
+            }
             region = r.next;
         }
         if free_bits != free_blocks {
@@ -212,7 +217,7 @@ mod tests {
         assert_eq!(h.cache[1].len, 1, "the order-1 block is cached");
         let region = h.region_of(p.as_ptr().addr());
         // SAFETY: a live region; clearing the mark is the corruption under test.
-        unsafe { (*region).map.clear((*region).unit(p.as_ptr().addr()), Mark::Free) };
+        unsafe { (*region).map.uncache((*region).unit(p.as_ptr().addr())) };
         assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free (or cached)");
 
         // Accounting that no longer adds up.
