@@ -1213,9 +1213,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // Runs this long or longer are all as good as each other.
         let enough = need.saturating_mul(2);
         let mut best: Option<(*mut Region, RunFit)> = None;
+        let full = self.allocated_bytes >= self.total_bytes / FULL_PART;
+        let candidates = if full { RUN_CANDIDATES_FULL } else { RUN_CANDIDATES };
         'search: for order in (request.order.saturating_sub(RUN_DEPTH)..request.order).rev() {
             let mut node = self.lists[order].head();
-            for _ in 0..RUN_CANDIDATES {
+            for _ in 0..candidates {
                 if node.is_null() {
                     break;
                 }
@@ -1275,10 +1277,22 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 }
 
-/// Free blocks per order that [`Heap::take_run`] looks at (measured on ten trials of talc's
-/// heap-efficiency workload: 16 hold 91.4% of the arena, 8 hold 90.0%, 4 hold 87.4%; taking the first run that
-/// fits, 81%; stopping after the first 4 runs that fit, 88.5%).
+/// Free blocks per order that [`Heap::take_run`] looks at while less than `1 / FULL_PART` of the
+/// heap is allocated (measured on ten trials of talc's heap-efficiency workload, with whole blocks
+/// below a quarter: 16 hold 91.4% of the arena, 8 hold 90.0%, 4 hold 87.4%; taking the first run
+/// that fits, 81%; stopping after the first 4 runs that fit, 88.5%).
 const RUN_CANDIDATES: usize = 16;
+
+/// Free blocks per order that [`Heap::take_run`] looks at from `1 / FULL_PART` of the heap
+/// allocated. The placement made while the heap fills up is what decides how full it gets
+/// (measured on 30 trials of talc's heap-efficiency workload, with whole blocks below a third:
+/// 16 candidates always held 90.4% of the arena, 32 always 91.2%, 64 always 91.4%, 64 from half
+/// full 91.4%, 8 below half and 64 above 91.2%, 128 from half full 91.4%), while a heap less full
+/// than that runs faster with fewer.
+const RUN_CANDIDATES_FULL: usize = 64;
+
+/// See [`RUN_CANDIDATES_FULL`].
+const FULL_PART: usize = 2;
 
 /// Orders below a request's where [`Heap::take_run`] looks for candidates.
 const RUN_DEPTH: usize = 3;
@@ -1294,9 +1308,10 @@ const LOOSE_PART: usize = 8;
 /// Under [`Fit::Adaptive`], allocations keep whole blocks while less than `1 / TRIM_PART` of the
 /// heap is allocated (measured on talc's workloads: an eighth held 92.5% of the arena, but random
 /// actions at 30 000 B fell to 0.8x talc as the heap crossed the line in the quick benchmark; a
-/// quarter 91.8%, and about 1.0x there, though the full mode's longer runs cross it too, 0.79x; a
-/// third 90.7%; a half 87.4%).
-const TRIM_PART: usize = 4;
+/// quarter 91.8%, and about 1.0x there, though the full mode's longer runs cross it too, 0.69x; a
+/// third 90.4% with 16 run candidates, 91.4% with [`RUN_CANDIDATES_FULL`] from half full; a half
+/// 87.4%, 87.8% with them).
+const TRIM_PART: usize = 3;
 
 /// The lowest order for which a request that keeps only its units looks for a run before it
 /// splits a block (requests above 8 minimum blocks: 256 bytes on 64-bit targets).

@@ -62,7 +62,7 @@ pub(crate) const fn block_size(order: usize) -> usize {
 /// speed or faster, [`Fit::Exact`] at 0.4-0.7x.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Fit {
-    /// Whole power-of-two blocks while less than a quarter of the heap is allocated, only the
+    /// Whole power-of-two blocks while less than a third of the heap is allocated, only the
     /// minimum blocks a request needs after that, as [`Fit::Exact`] (with its placement): with
     /// memory to spare, trimming saves nothing that is needed and costs time; when memory gets
     /// short, every allocation made from then on is exact. An allocation keeps what it was given

@@ -281,18 +281,32 @@ fn exact_and_power_of_two_hold_different_amounts() {
 }
 
 #[test]
-fn adaptive_keeps_whole_blocks_until_a_quarter_is_allocated() {
+fn adaptive_keeps_whole_blocks_until_a_third_is_allocated() {
     let (mut heap, _) = heap_with_usable::<32>(Fit::Adaptive, 64 << 10);
     let total = heap.stats().total_bytes;
     let three = layout(3 * MIN, 8);
     // Loose: the request holds its whole block of four units.
     let loose = heap.alloc(three).unwrap();
     assert_eq!(heap.stats().allocated_bytes, 4 * MIN);
-    // Fill up to a quarter: from there on, a request holds its units only.
-    let filler = layout(total / 4 - 4 * MIN, 8);
-    let f = heap.alloc(filler).unwrap();
+    // Whole blocks, each at most the gap left, until `limit` bytes are allocated.
+    let mut fillers = Vec::new();
+    let mut fill_to = |heap: &mut Heap, limit: usize| {
+        while heap.stats().allocated_bytes < limit {
+            let gap = limit - heap.stats().allocated_bytes;
+            let filler = layout(1 << gap.ilog2(), 8);
+            fillers.push((heap.alloc(filler).unwrap(), filler));
+        }
+    };
+    // Just below a third, a request still holds its whole block.
+    fill_to(&mut heap, total / 3 - 4 * MIN);
+    let below = heap.stats().allocated_bytes;
+    assert!(below < total / 3, "{below} of {total}");
+    let last_whole = heap.alloc(three).unwrap();
+    assert_eq!(heap.stats().allocated_bytes, below + 4 * MIN);
+    // From a third on, a request holds its units only. (Filled past it by the loose block, so
+    // that the heap stays past it once that is freed.)
+    fill_to(&mut heap, total / 3 + 4 * MIN);
     let before = heap.stats().allocated_bytes;
-    assert!(before >= total / 4, "{before} of {total}");
     let tight = heap.alloc(three).unwrap();
     assert_eq!(heap.stats().allocated_bytes, before + 3 * MIN);
     heap.check_invariants().unwrap();
@@ -312,7 +326,10 @@ fn adaptive_keeps_whole_blocks_until_a_quarter_is_allocated() {
             assert!(heap.try_dealloc(tight, smaller).is_err());
         }
         heap.dealloc(tight, three);
-        heap.dealloc(f, filler);
+        heap.dealloc(last_whole, three);
+        for (p, l) in fillers {
+            heap.dealloc(p, l);
+        }
     }
     heap.coalesce();
     heap.check_invariants().unwrap();

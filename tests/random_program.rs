@@ -26,7 +26,8 @@ use std::ptr::NonNull;
 
 use alloc_buddy_simple::{AllocError, Fit, FreeError, Heap, HeapError};
 use common::{
-    MIN, Rng, block, first_wrong, held, held_adaptive, histogram, layout, leak_arena, order_of, tiling, units,
+    MIN, Rng, TRIM_PART, block, first_wrong, held, held_adaptive, histogram, layout, leak_arena, order_of,
+    tiling, units,
 };
 
 /// Bytes in the arena a program cuts its regions from.
@@ -210,7 +211,7 @@ impl<const N: usize> Program<N> {
             Fit::PowerOfTwo => Some(true),
             Fit::Exact => Some(false),
             Fit::Adaptive if self.cache > 0 => None,
-            Fit::Adaptive => Some(self.held_bytes < self.total() / 4),
+            Fit::Adaptive => Some(self.held_bytes < self.total() / TRIM_PART),
         }
     }
 

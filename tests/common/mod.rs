@@ -124,10 +124,15 @@ pub(crate) fn held(l: Layout, fit: Fit) -> usize {
     }
 }
 
-/// What a [`Fit::Adaptive`] heap holds for `l`: the whole block while less than a quarter of the
-/// heap is allocated (`allocated` of `total` bytes, cached blocks included), the units after.
+/// A [`Fit::Adaptive`] heap keeps whole blocks while less than `1 / TRIM_PART` of it is
+/// allocated (the crate's documented rule: a third).
+pub(crate) const TRIM_PART: usize = 3;
+
+/// What a [`Fit::Adaptive`] heap holds for `l`: the whole block while less than `1 / TRIM_PART`
+/// of the heap is allocated (`allocated` of `total` bytes, cached blocks included), the units
+/// after.
 pub(crate) fn held_adaptive(l: Layout, allocated: usize, total: usize) -> usize {
-    if allocated < total / 4 { held(l, Fit::PowerOfTwo) } else { held(l, Fit::Exact) }
+    if allocated < total / TRIM_PART { held(l, Fit::PowerOfTwo) } else { held(l, Fit::Exact) }
 }
 
 /// The fewest naturally aligned blocks (capped at `max_order`) that tile `[lo, end)`, bottom up,
