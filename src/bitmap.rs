@@ -10,7 +10,7 @@
 //!
 //! A run of free blocks between two allocations is the units from the first free mark after an
 //! allocation mark to the next allocation mark, so runs are measured from the map alone
-//! ([`Bitmap::free_run`]).
+//! ([`Bitmap::run_start`], [`Bitmap::run_end`]).
 //!
 //! Every other unit is inside a block that starts earlier. The two bits of a unit sit side by
 //! side in one word, so one load answers both questions. Two bits per unit cost 1/128 of a region

@@ -1200,10 +1200,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// A run long enough for a request of order `k` holds a free block of order `k - 3` or above
     /// (any span of `n` units holds a naturally aligned block of at least `n / 4` units, and free
-    /// buddies are merged). So it looks at the first [`RUN_CANDIDATES`] blocks of each of the
-    /// [`RUN_DEPTH`] orders below the request's, measures each one's run in the bitmap
-    /// ([`Region::fit_in_run`]), and takes the shortest run that fits: best fit, which keeps the
-    /// long runs whole for long requests. The work is bounded by the candidates and by a window
+    /// buddies are merged). So it looks at the first [`RUN_CANDIDATES`] blocks
+    /// ([`RUN_CANDIDATES_FULL`] on a heap at least half full) of each of the [`RUN_DEPTH`] orders
+    /// below the request's, measures each one's run in the bitmap ([`Region::fit_in_run`]), and
+    /// takes the shortest run that fits: best fit, which keeps the long runs whole for long
+    /// requests. The work is bounded by the candidates and by a window
     /// of twice the request around each, so it stays O(`ORDERS`) blocks.
     ///
     /// `dealloc` frees a run like any allocation: by cutting its range into naturally aligned
