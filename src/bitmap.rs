@@ -81,6 +81,17 @@ impl Bitmap {
         }
     }
 
+    /// The summary word that holds map word `index`'s bit, and the bit.
+    ///
+    /// # Safety
+    ///
+    /// `index` must be one of the map's words.
+    #[inline(always)]
+    unsafe fn summary_bit(self, index: usize) -> (*mut usize, usize) {
+        // SAFETY: the summary has a bit for every map word.
+        (unsafe { self.summary.add(index / WORD_BITS) }, 1 << (index % WORD_BITS))
+    }
+
     /// Records in the summary that map word `index` has a mark.
     ///
     /// # Safety
@@ -88,8 +99,11 @@ impl Bitmap {
     /// `index` must be one of the map's words.
     #[inline(always)]
     unsafe fn note_marked(self, index: usize) {
-        // SAFETY: the summary has a bit for every map word.
-        unsafe { *self.summary.add(index / WORD_BITS) |= 1 << (index % WORD_BITS) };
+        // SAFETY: the caller keeps `index` in range, so the summary word is one of ours.
+        unsafe {
+            let (word, bit) = self.summary_bit(index);
+            *word |= bit;
+        }
     }
 
     /// Stores `value` in map word `index`, and records in the summary whether it is zero.
@@ -100,11 +114,13 @@ impl Bitmap {
     /// `index` must be one of the map's words.
     #[inline(always)]
     unsafe fn store(self, index: usize, value: usize) {
-        // SAFETY: the caller keeps `index` in range; the summary has a bit for it.
+        // SAFETY: the caller keeps `index` in range, so the map word and its summary word are
+        // ours.
         unsafe {
             *self.words.add(index) = value;
             if value == 0 {
-                *self.summary.add(index / WORD_BITS) &= !(1 << (index % WORD_BITS));
+                let (word, bit) = self.summary_bit(index);
+                *word &= !bit;
             }
         }
     }
@@ -357,10 +373,11 @@ impl Bitmap {
     pub(crate) unsafe fn summary_agrees(self, units: usize) -> bool {
         (0..Self::words_for(units)).all(|index| {
             // SAFETY: `index` is one of the map's words, with its summary bit.
-            let (word, bit) = unsafe {
-                (*self.words.add(index), *self.summary.add(index / WORD_BITS) >> (index % WORD_BITS) & 1)
+            let (marked, noted) = unsafe {
+                let (summary, bit) = self.summary_bit(index);
+                (*self.words.add(index) != 0, *summary & bit != 0)
             };
-            (word != 0) == (bit == 1)
+            marked == noted
         })
     }
 
