@@ -294,9 +294,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// [`AllocError::OutOfMemory`] if no free block is large enough. Never panics.
     #[inline(always)]
     pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        match self.cache_alloc(layout) {
+        match self.cache_alloc(layout, true) {
             Some(block) => Ok(block),
-            None => self.alloc_listed(layout),
+            None => self.alloc_slow(layout),
         }
     }
 
@@ -304,14 +304,22 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// one (see [`Heap::with_cache`]). Computes only the order: the units matter only when the
     /// allocation is to be trimmed ([`Heap::keeps_whole`]), and the rest of the request only to
     /// the free lists.
+    ///
+    /// With `whole_only` it declines (returning `None`, the block left cached) an allocation
+    /// that would keep only part of the block: the fast paths pass `true`, so that they make no
+    /// call and save no registers, and [`Heap::alloc_slow`] takes the part.
     #[inline(always)]
-    fn cache_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+    pub(crate) fn cache_alloc(&mut self, layout: Layout, whole_only: bool) -> Option<NonNull<u8>> {
         let size = layout.size();
         let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
         if covered > block_size(CACHE_ORDERS - 1) {
             return None;
         }
         let order = order::ceil_order(covered);
+        let part = !self.keeps_whole() && order::units_of(size) != 1 << order;
+        if part && whole_only {
+            return None;
+        }
         // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above); cached nodes are valid
         // free blocks of live regions (heap invariant).
         let node = unsafe { self.cache.get_unchecked_mut(order).pop() };
@@ -321,7 +329,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: as above.
         let region = unsafe { (*node).region };
         let addr = node.addr();
-        if !self.keeps_whole() && order::units_of(size) != 1 << order {
+        if part {
             // SAFETY: the block was cached, so it is a whole free block of `order` at `addr` in
             // `region`, now ours.
             return Some(unsafe { self.take_cached_part(region, addr, order, size) });
@@ -336,10 +344,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         Some(unsafe { NonNull::new_unchecked(r.ptr(addr)) })
     }
 
-    /// An allocation from the free lists: the path of [`Heap::alloc`] when no cached block
-    /// serves the layout. Out of line, so that the cached path stays small.
+    /// The rest of [`Heap::alloc`] when [`Heap::cache_alloc`] declines: a cached block kept in
+    /// part, or an allocation from the free lists. Out of line, so that the cached path stays
+    /// small.
     #[inline(never)]
-    fn alloc_listed(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) fn alloc_slow(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if let Some(block) = self.cache_alloc(layout, false) {
+            return Ok(block);
+        }
         let request = self.request_now(layout).ok_or(AllocError::Unsatisfiable)?;
         let (region, addr) = self.take_free(request, layout)?;
         self.partial += usize::from(request.is_partial());
@@ -474,7 +486,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// As [`Heap::dealloc`].
     #[inline(always)]
-    unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
+    pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
         let size = layout.size();
         let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
         if covered > block_size(CACHE_ORDERS - 1) {
@@ -518,9 +530,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
         if cache.len >= self.cache_limit {
-            // SAFETY: the checks above found a live allocation of one whole block there.
-            unsafe { self.free_whole_block(region, addr, order, size) };
-            return true;
+            return false;
         }
         // SAFETY: the allocation is one whole block, ours again; its unit is marked allocated,
         // and becomes marked cached.
@@ -533,25 +543,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         true
     }
 
-    /// Gives back the live allocation (of `size` bytes) of the whole block of `order` at `addr`
-    /// in `region`, merged, and counts it freed: the path of a small free when its order's cache is full. Out
-    /// of line, with its counters, so that the cached path stays small and keeps fewer values
-    /// across the call.
-    ///
-    /// # Safety
-    ///
-    /// A live allocation of one whole, naturally aligned block of `order` must start at `addr`
-    /// in `region`.
-    #[inline(never)]
-    unsafe fn free_whole_block(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
-        // SAFETY: the caller's contract; the block is ours again and on no list, and `free_block`
-        // replaces its allocation mark.
-        unsafe { self.free_block(region, addr, order, order) };
-        self.allocated_bytes -= block_size(order);
-        self.requested_bytes -= size;
-        self.allocations -= 1;
-    }
-
     /// The full path of a free, for what [`Heap::cache_free`] declines: checks the allocation
     /// ([`Heap::check_live`]) and gives it back to the free lists, merged.
     ///
@@ -559,7 +550,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// As [`Heap::dealloc`].
     #[inline(never)]
-    unsafe fn free_checked(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
+    pub(crate) unsafe fn free_checked(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         let (region, request) = self.check_live(ptr, layout)?;
         self.partial -= usize::from(request.is_partial());
         let addr = ptr.as_ptr().addr();

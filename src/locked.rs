@@ -15,6 +15,12 @@ use crate::order::Fit;
 /// Cached freed blocks per small order in a `LockedHeap` (see [`Heap::with_cache`]).
 const CACHE_BLOCKS: usize = 16;
 
+/// The most bytes a moving `realloc` copies while it holds the lock: a smaller copy costs less
+/// than unlocking and locking again (two atomic operations), and a larger one is made with the
+/// lock released. (talc's threshold is 16 KiB; a quarter of that keeps the lock, and with
+/// `CriticalSectionLock` interrupts, held for at most a few hundred nanoseconds of copying.)
+const COPY_UNDER_LOCK: usize = 4096;
+
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
 /// Its heap caches up to 16 freed blocks of each of the eight smallest orders
@@ -57,6 +63,9 @@ struct Inner<const ORDERS: usize> {
     arena: *mut u8,
     arena_size: usize,
 }
+
+/// The guard of a [`LockedHeap`]'s lock.
+type Guard<'a, const ORDERS: usize, R> = lock_api::MutexGuard<'a, R, Inner<ORDERS>>;
 
 // SAFETY: `arena` is memory owned by the heap (the `with_arena` contract), moved with it.
 unsafe impl<const ORDERS: usize> Send for Inner<ORDERS> {}
@@ -140,18 +149,21 @@ impl<const ORDERS: usize> Inner<ORDERS> {
     /// `Heap::alloc`, claiming the arena first if the heap has none yet.
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        match self.heap.alloc(layout) {
-            Ok(block) => Some(block),
-            Err(_) => self.claim_and_alloc(layout),
+        match self.heap.cache_alloc(layout, true) {
+            Some(block) => Some(block),
+            None => self.alloc_slow(layout),
         }
     }
 
-    /// The failure path of [`Inner::alloc`]: claims the arena if it is still waiting and tries
-    /// again. Out of line, so that `Heap::alloc` is inlined once, on the fast path.
-    #[cold]
-    #[inline(never)]
-    fn claim_and_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        if self.claim_arena() { self.heap.alloc(layout).ok() } else { None }
+    /// The rest of [`Inner::alloc`] when no cached block serves the layout whole: the heap's
+    /// slow path, and on failure the arena if it is still waiting.
+    #[inline]
+    fn alloc_slow(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        match self.heap.alloc_slow(layout) {
+            Ok(block) => Some(block),
+            Err(_) if self.claim_arena() => self.heap.alloc(layout).ok(),
+            Err(_) => None,
+        }
     }
 }
 
@@ -201,18 +213,18 @@ impl<const ORDERS: usize, R: RawMutex> fmt::Debug for HeapGuard<'_, ORDERS, R> {
 unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS, R> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.inner.lock().alloc(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+        let mut inner = self.inner.lock();
+        match inner.heap.cache_alloc(layout, true) {
+            Some(block) => block.as_ptr(),
+            None => Self::alloc_slow(inner, layout),
+        }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(ptr) = NonNull::new(ptr) else { return };
-        // SAFETY: `GlobalAlloc::dealloc`'s contract is `Heap::try_dealloc`'s.
-        let result = unsafe { self.inner.lock().heap.try_dealloc(ptr, layout) };
-        // The guard is gone: abort without holding the lock.
-        if let Err(err) = result {
-            misuse_abort(&err);
-        }
+        // SAFETY: `GlobalAlloc::dealloc`'s contract.
+        unsafe { Self::free_locked(self.inner.lock(), ptr, layout) }
     }
 
     #[inline]
@@ -227,13 +239,63 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
             return ptr::null_mut();
         };
         let Some(new) = inner.alloc(new_layout) else { return ptr::null_mut() };
-        // Copy without the lock, so other threads are not held up by a large copy.
-        drop(inner);
-        // SAFETY: both blocks are live and distinct, and each holds the bytes copied.
-        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size)) };
-        // SAFETY: `ptr` is still live with `layout`.
-        unsafe { self.dealloc(ptr, layout) };
+        let bytes = layout.size().min(new_size);
+        if bytes > COPY_UNDER_LOCK {
+            // A large copy is made without the lock, so other threads (and, under a lock that
+            // masks interrupts, interrupts) are not held up by it.
+            drop(inner);
+            // SAFETY: both blocks are live and distinct, and each holds the bytes copied.
+            unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
+            inner = self.inner.lock();
+        } else {
+            // SAFETY: as above.
+            unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
+        }
+        // SAFETY: `old` is still live with `layout`.
+        unsafe { Self::free_locked(inner, old, layout) };
         new.as_ptr()
+    }
+}
+
+impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
+    /// The rest of [`GlobalAlloc::alloc`] when no cached block serves the layout whole, under
+    /// the lock `inner` holds. Out of line and given the guard, so that the cached path makes
+    /// only this call, last: it keeps nothing across it, and saves no registers.
+    #[inline(never)]
+    fn alloc_slow(mut inner: Guard<'_, ORDERS, R>, layout: Layout) -> *mut u8 {
+        inner.alloc_slow(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    /// Frees `ptr` under the lock `inner` holds, and releases it: into a cache inline, or
+    /// through [`LockedHeap::dealloc_slow`].
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::dealloc`].
+    #[inline(always)]
+    unsafe fn free_locked(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
+        if unsafe { inner.heap.cache_free(ptr, layout) } {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { Self::dealloc_slow(inner, ptr, layout) }
+    }
+
+    /// The rest of a free when the block does not go to a cache, under the lock `inner` holds
+    /// (out of line, as [`LockedHeap::alloc_slow`]). Misuse aborts after the lock is released.
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::dealloc`].
+    #[inline(never)]
+    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
+        let result = unsafe { inner.heap.free_checked(ptr, layout) };
+        drop(inner);
+        if let Err(err) = result {
+            misuse_abort(&err);
+        }
     }
 }
 

@@ -194,6 +194,36 @@ fn raw_global_alloc_calls() {
 }
 
 #[test]
+fn moving_realloc_keeps_the_bytes_whether_it_copies_locked_or_not() {
+    // Copies of 4 KiB or less run under the lock, larger ones without it. Blockers allocated
+    // after each block take the memory it would grow into, so the reallocs move.
+    let mut moved = [false; 2];
+    for size in [100, 3000, 4096, 4097, 20_000] {
+        let l = Layout::from_size_align(size, 8).unwrap();
+        let pattern = |i: usize| (i * 7 + size) as u8;
+        // SAFETY: every layout has a non-zero size; every block is freed with its layout.
+        unsafe {
+            let p = HEAP.alloc(l);
+            assert!(!p.is_null());
+            for i in 0..size {
+                p.add(i).write(pattern(i));
+            }
+            let blockers: Vec<*mut u8> = (0..4).map(|_| HEAP.alloc(l)).collect();
+            let q = HEAP.realloc(p, l, 3 * size);
+            assert!(!q.is_null());
+            assert!((0..size).all(|i| q.add(i).read() == pattern(i)), "bytes lost at size {size}");
+            moved[usize::from(size > 4096)] |= q != p;
+            HEAP.dealloc(q, Layout::from_size_align(3 * size, 8).unwrap());
+            for b in blockers {
+                HEAP.dealloc(b, l);
+            }
+        }
+    }
+    assert_eq!(moved, [true, true], "a realloc of each kind should have moved");
+    check_heap();
+}
+
+#[test]
 fn threads_share_the_heap() {
     let threads = 4;
     let ops = n(20_000);

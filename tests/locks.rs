@@ -15,7 +15,9 @@ fn arena(size: usize) -> *mut u8 {
     mem
 }
 
-/// Mixed allocations from several threads; every block is filled and checked.
+/// Mixed allocations, reallocations and frees from several threads; every block is filled and
+/// checked. Reallocations go up to 6000 bytes, so their copies run both under the lock (4 KiB or
+/// less) and without it.
 fn hammer<H: GlobalAlloc + Sync>(heap: &H, threads: usize, ops: usize) {
     std::thread::scope(|s| {
         for t in 0..threads {
@@ -35,6 +37,20 @@ fn hammer<H: GlobalAlloc + Sync>(heap: &H, threads: usize, ops: usize) {
                         // SAFETY: `p` holds `layout.size()` bytes.
                         unsafe { p.write_bytes(tag, layout.size()) };
                         live.push((p, layout, tag));
+                    } else if x % 5 == 0 {
+                        let slot = (x >> 16) as usize % live.len();
+                        let (p, layout, tag) = live[slot];
+                        let new_size = 1 + (x >> 24) as usize % 6000;
+                        // SAFETY: `p` is live with `layout`; the new size is non-zero.
+                        let q = unsafe { heap.realloc(p, layout, new_size) };
+                        assert!(!q.is_null());
+                        let kept = layout.size().min(new_size);
+                        // SAFETY: `q` holds `new_size` bytes, the first `kept` of them copied.
+                        let bytes = unsafe { std::slice::from_raw_parts(q, kept) };
+                        assert!(bytes.iter().all(|&b| b == tag), "realloc of {p:p} lost bytes");
+                        // SAFETY: as above.
+                        unsafe { q.write_bytes(tag, new_size) };
+                        live[slot] = (q, Layout::from_size_align(new_size, 8).unwrap(), tag);
                     } else {
                         let (p, layout, tag) = live.swap_remove((x >> 16) as usize % live.len());
                         // SAFETY: `p` is live with `layout`, filled with `tag`.
