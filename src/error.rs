@@ -65,7 +65,8 @@ impl fmt::Display for AllocError {
 
 impl core::error::Error for AllocError {}
 
-/// Misuse detected by [`Heap::try_dealloc`](crate::Heap::try_dealloc). The heap is unchanged.
+/// Misuse detected by [`Heap::try_dealloc`](crate::Heap::try_dealloc) (and by the checks `realloc`
+/// and `resize_in_place` make first, which panic or abort with it). The heap is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FreeError {

@@ -479,33 +479,62 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// nothing, for anything else (a full cache, a larger or partial allocation, any misuse),
     /// which [`Heap::free_checked`] then handles or reports.
     ///
-    /// It makes the same checks as [`Heap::check_live`], in the order that lets the common case
-    /// use the fewest registers: a function that needs none saved is a third shorter.
-    ///
     /// # Safety
     ///
     /// As [`Heap::dealloc`].
     #[inline(always)]
     pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
+        let Some((region, unit, order)) = self.live_whole(ptr, layout, block_size(CACHE_ORDERS - 1)) else {
+            return false;
+        };
+        // SAFETY: `order < CACHE_ORDERS` (the limit passed).
+        let cache = unsafe { self.cache.get_unchecked_mut(order) };
+        if cache.len >= self.cache_limit {
+            return false;
+        }
+        // SAFETY: the allocation is one whole block of the live `region`, ours again; its unit
+        // is marked allocated, and becomes marked cached.
+        unsafe {
+            let r = &*region;
+            r.map.cache(unit);
+            cache.push(r.node(ptr.as_ptr().addr()), region);
+        }
+        // (A cached block stays counted as allocated.)
+        self.requested_bytes -= layout.size();
+        true
+    }
+
+    /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
+    /// naturally aligned block of at most `max_bytes`, and `layout` fits it; `None` for anything
+    /// else (a larger or partial allocation, a run, any misuse), which [`Heap::check_live`] then
+    /// sorts out. The quick form of its checks, in the order that lets the common case use the
+    /// fewest registers: a function that needs none saved is a third shorter.
+    #[inline(always)]
+    fn live_whole(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        max_bytes: usize,
+    ) -> Option<(*mut Region, usize, usize)> {
         let size = layout.size();
         let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
-        if covered > block_size(CACHE_ORDERS - 1) {
-            return false;
+        if covered > max_bytes {
+            return None;
         }
         let order = order::ceil_order(covered);
         let bytes = block_size(order);
         let addr = ptr.as_ptr().addr();
         // Aligned to its block, so to the layout's alignment too.
         if addr & (bytes - 1) != 0 {
-            return false;
+            return None;
         }
         let region = self.region_of(addr);
         // SAFETY: the region list holds live headers.
-        let Some(r) = (unsafe { region.as_ref() }) else { return false };
+        let r = unsafe { region.as_ref() }?;
         // The block ends at or before the metadata. (An `addr` past the metadata's start passes
         // this test, and fails the mark test below: only the metadata's first unit is marked.)
         if bytes > r.meta.wrapping_sub(addr) {
-            return false;
+            return None;
         }
         let unit = r.unit(addr);
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
@@ -516,7 +545,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // does.
         // SAFETY: the range is in the region.
         if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, unit + (1 << order)) }) {
-            return false;
+            return None;
         }
         // Only a heap with partial allocations has to ask whether this one is ([`Heap::held`]).
         if self.partial != 0 {
@@ -524,27 +553,28 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // SAFETY: `units <= 2^order`, so the unit at their end is in the block or the one
             // after it, which is in the region.
             if unsafe { self.held(r, unit, request) }.is_partial() {
-                return false;
+                return None;
             }
         }
-        // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above).
-        let cache = unsafe { self.cache.get_unchecked_mut(order) };
-        if cache.len >= self.cache_limit {
-            return false;
+        Some((region, unit, order))
+    }
+
+    /// The region and request of the live allocation at `ptr` (as [`Heap::check_live`]), with
+    /// the quick checks of [`Heap::live_whole`] first.
+    #[inline(always)]
+    pub(crate) fn find_live(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<(*mut Region, Request), FreeError> {
+        match self.live_whole(ptr, layout, Self::MAX_BLOCK) {
+            Some((region, _, order)) => Ok((region, Request { order, units: 1 << order })),
+            None => self.check_live(ptr, layout),
         }
-        // SAFETY: the allocation is one whole block, ours again; its unit is marked allocated,
-        // and becomes marked cached.
-        unsafe {
-            r.map.cache(unit);
-            cache.push(r.node(addr), region);
-        }
-        // (A cached block stays counted as allocated.)
-        self.requested_bytes -= size;
-        true
     }
 
     /// The full path of a free, for what [`Heap::cache_free`] declines: checks the allocation
-    /// ([`Heap::check_live`]) and gives it back to the free lists, merged.
+    /// ([`Heap::check_live`]) and gives it back to the free lists, merged ([`Heap::free_held`]).
     ///
     /// # Safety
     ///
@@ -552,6 +582,84 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline(never)]
     pub(crate) unsafe fn free_checked(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         let (region, request) = self.check_live(ptr, layout)?;
+        // SAFETY: `check_live` found the live allocation and what it holds.
+        unsafe { self.free_held(region, request, ptr, layout) };
+        Ok(())
+    }
+
+    /// Frees the live allocation at `ptr`, already checked: a whole block of a cached order goes
+    /// to its order's cache if there is room (inline), anything else to [`Heap::free_held`] (out
+    /// of line). The free at the end of a moving realloc, whose allocation was checked when the
+    /// realloc began.
+    ///
+    /// # Safety
+    ///
+    /// `region` and `request` must be what [`Heap::find_live`] returned for `ptr` and `layout`,
+    /// and the allocation must still be live.
+    #[inline(always)]
+    pub(crate) unsafe fn free_live(
+        &mut self,
+        region: *mut Region,
+        request: Request,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) {
+        let addr = ptr.as_ptr().addr();
+        let whole = request.units == 1 << request.order && addr & (block_size(request.order) - 1) == 0;
+        // SAFETY: a whole, aligned block of a live allocation, ours again (caller).
+        if whole && unsafe { self.try_cache(region, addr, request.order) } {
+            self.requested_bytes -= layout.size();
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.free_held_slow(region, request, ptr, layout) }
+    }
+
+    /// [`Heap::free_held`] out of line, for [`Heap::free_live`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::free_held`].
+    #[inline(never)]
+    unsafe fn free_held_slow(
+        &mut self,
+        region: *mut Region,
+        request: Request,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.free_held(region, request, ptr, layout) }
+    }
+
+    /// Puts the whole block of `order` at `addr` in `region` into its order's cache, marked
+    /// cached, if the order has a cache with room; returns whether it did. The block stays
+    /// counted as allocated (see `allocated_bytes`).
+    ///
+    /// # Safety
+    ///
+    /// The block must be ours (on no list), naturally aligned, and its first unit marked
+    /// allocated, with no mark inside it.
+    #[inline(always)]
+    unsafe fn try_cache(&mut self, region: *mut Region, addr: usize, order: usize) -> bool {
+        let limit = self.cache_limit;
+        let Some(cache) = self.cache.get_mut(order).filter(|c| c.len < limit) else { return false };
+        // SAFETY: the caller's contract; `region` is live.
+        unsafe {
+            (*region).map.cache((*region).unit(addr));
+            cache.push((*region).node(addr), region);
+        }
+        true
+    }
+
+    /// Gives the live allocation at `ptr` back to the free lists, merged, and counts it freed.
+    ///
+    /// # Safety
+    ///
+    /// `region` and `request` must be what [`Heap::find_live`] returned for `ptr` and `layout`,
+    /// and the allocation must still be live.
+    #[inline(always)]
+    unsafe fn free_held(&mut self, region: *mut Region, request: Request, ptr: NonNull<u8>, layout: Layout) {
         self.partial -= usize::from(request.is_partial());
         let addr = ptr.as_ptr().addr();
         let aligned = addr & (block_size(request.order) - 1) == 0;
@@ -571,18 +679,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // its size, and the block to a larger one.)
             // SAFETY: free blocks tile the tail (just checked); the allocation is ours again.
             unsafe { self.absorb(region, end, end, block_end) };
-            let limit = self.cache_limit;
-            if let Some(cache) = self.cache.get_mut(request.order).filter(|c| c.len < limit) {
-                // The whole block goes to its order's cache, as a whole allocation's would, and
-                // stays counted as allocated (see the field): the tail too, from now.
-                // SAFETY: the block is ours, whole and unlisted, its first unit marked allocated.
-                unsafe {
-                    (*region).map.cache((*region).unit(addr));
-                    cache.push((*region).node(addr), region);
-                }
+            // The whole block goes to its order's cache, as a whole allocation's would, and stays
+            // counted as allocated (see the field): the tail too, from now.
+            // SAFETY: the block is ours, whole and unlisted, its first unit marked allocated.
+            if unsafe { self.try_cache(region, addr, request.order) } {
                 self.allocated_bytes += block_end - end;
                 self.requested_bytes -= layout.size();
-                return Ok(());
+                return;
             }
             // SAFETY: as above.
             unsafe { self.free_block(region, addr, request.order, request.order) };
@@ -594,7 +697,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         self.allocated_bytes -= request.bytes();
         self.requested_bytes -= layout.size();
         self.allocations -= 1;
-        Ok(())
     }
 
     /// Resizes the allocation at `ptr` to `new_size` bytes, in place when it can, and returns
@@ -613,23 +715,31 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// As [`Heap::alloc`], for the layout of `new_size` bytes and `layout.align()`. On error the
     /// old block is untouched and still allocated.
+    ///
+    /// # Panics
+    ///
+    /// As [`Heap::dealloc`]: when it detects that `ptr` is not a live allocation that `layout`
+    /// fits, before changing anything.
     pub unsafe fn realloc(
         &mut self,
         ptr: NonNull<u8>,
         layout: Layout,
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller's contract is `resize_in_place`'s.
-        if unsafe { self.resize_in_place(ptr, layout, new_size) }.is_ok() {
-            return Ok(ptr);
+        let (region, held) = self.find_live(ptr, layout).unwrap_or_else(|err| misuse(err));
+        // SAFETY: `find_live` found the live allocation and what it holds.
+        match unsafe { self.resize_live(region, held, ptr, layout, new_size) } {
+            Err(AllocError::OutOfMemory) => {}
+            done => return done.map(|()| ptr),
         }
         let new_layout =
             Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
         let new = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct, and each holds at least the bytes copied.
         unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size)) };
-        // SAFETY: `ptr` is still allocated with `layout`.
-        unsafe { self.dealloc(ptr, layout) };
+        // SAFETY: the old allocation is still live: an allocation never changes another one's
+        // marks, so `find_live`'s findings stand.
+        unsafe { self.free_live(region, held, ptr, layout) };
         Ok(new)
     }
 
@@ -648,6 +758,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// [`AllocError::OutOfMemory`] if the memory after the block is not free (the allocation is
     /// unchanged), [`AllocError::Unsatisfiable`] if `new_size` is too large for any block.
+    ///
+    /// # Panics
+    ///
+    /// As [`Heap::dealloc`]: when it detects that `ptr` is not a live allocation that `layout`
+    /// fits, before changing anything.
     ///
     /// # Examples
     ///
@@ -678,32 +793,45 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         layout: Layout,
         new_size: usize,
     ) -> Result<(), AllocError> {
+        let (region, held) = self.find_live(ptr, layout).unwrap_or_else(|err| misuse(err));
+        // SAFETY: `find_live` found the live allocation and what it holds.
+        unsafe { self.resize_live(region, held, ptr, layout, new_size) }
+    }
+
+    /// [`Heap::resize_in_place`] for an allocation already checked: `held` is what it holds.
+    ///
+    /// # Safety
+    ///
+    /// `region` and `held` must be what [`Heap::find_live`] returned for `ptr` and `layout`,
+    /// and the allocation must still be live.
+    #[inline(always)]
+    pub(crate) unsafe fn resize_live(
+        &mut self,
+        region: *mut Region,
+        held: Request,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<(), AllocError> {
         let new_layout =
             Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
-        let old = Request::new(layout, self.fit, Self::MAX_ORDER).ok_or(AllocError::Unsatisfiable)?;
         let new = self.request_now(new_layout).ok_or(AllocError::Unsatisfiable)?;
         let addr = ptr.as_ptr().addr();
-        let region = self.region_of(addr);
-        if region.is_null() {
-            return Err(AllocError::OutOfMemory);
-        }
-        // SAFETY: the allocation is live in `region` (contract).
-        let old = unsafe { self.held(&*region, (*region).unit(addr), old) };
-        let old_end = addr + old.bytes();
+        let old_end = addr + held.bytes();
         let new_end = addr.checked_add(new.bytes()).ok_or(AllocError::OutOfMemory)?;
-        if new.units < old.units {
-            // SAFETY: the tail `[new_end, old_end)` belongs to the live allocation (contract).
+        if new.units < held.units {
+            // SAFETY: the tail `[new_end, old_end)` belongs to the live allocation (caller).
             unsafe { self.release(region, new_end, old_end, usize::MAX) };
-        } else if new.units > old.units {
-            if self.keeps_whole() && addr % block_size(new.order) != 0 {
+        } else if new.units > held.units {
+            if self.keeps_whole() && addr & (block_size(new.order) - 1) != 0 {
                 return Err(AllocError::OutOfMemory);
             }
             // SAFETY: `region` holds the allocation, which ends at `old_end`.
             unsafe { self.grow_in_place(region, old_end, new_end) }?;
         }
-        self.allocated_bytes = self.allocated_bytes - old.bytes() + new.bytes();
+        self.allocated_bytes = self.allocated_bytes - held.bytes() + new.bytes();
         self.requested_bytes = self.requested_bytes - layout.size() + new_size;
-        self.partial = self.partial - usize::from(old.is_partial()) + usize::from(new.is_partial());
+        self.partial = self.partial - usize::from(held.is_partial()) + usize::from(new.is_partial());
         Ok(())
     }
 
@@ -892,9 +1020,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Checks that `ptr` starts a live allocation that `layout` fits, before a free; returns its
-    /// region and its request.
-    #[inline(always)]
-    fn check_live(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
+    /// region and its request. Out of line: the fast paths try [`Heap::live_whole`] first.
+    #[inline(never)]
+    pub(crate) fn check_live(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<(*mut Region, Request), FreeError> {
         let p = ptr.as_ptr().cast_const();
         let addr = p.addr();
         let region_ptr = self.region_of(addr);

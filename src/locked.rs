@@ -7,7 +7,7 @@ use core::ptr::{self, NonNull};
 
 use lock_api::RawMutex;
 
-use crate::error::HeapError;
+use crate::error::{AllocError, HeapError};
 use crate::heap::{Heap, misuse_abort};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
@@ -231,9 +231,19 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(old) = NonNull::new(ptr) else { return ptr::null_mut() };
         let mut inner = self.inner.lock();
-        // SAFETY: `GlobalAlloc::realloc`'s contract: `ptr` is live with `layout`.
-        if unsafe { inner.heap.resize_in_place(old, layout, new_size) }.is_ok() {
-            return ptr;
+        let (region, held) = match inner.heap.find_live(old, layout) {
+            Ok(live) => live,
+            Err(err) => {
+                // Abort without holding the lock.
+                drop(inner);
+                misuse_abort(&err)
+            }
+        };
+        // SAFETY: `find_live` found the live allocation and what it holds.
+        match unsafe { inner.heap.resize_live(region, held, old, layout, new_size) } {
+            Ok(()) => return ptr,
+            Err(AllocError::OutOfMemory) => {}
+            Err(_) => return ptr::null_mut(),
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
@@ -246,13 +256,16 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
             drop(inner);
             // SAFETY: both blocks are live and distinct, and each holds the bytes copied.
             unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
-            inner = self.inner.lock();
+            // SAFETY: `old` is still live with `layout`; the free checks it again, as the heap
+            // changed while unlocked.
+            unsafe { Self::free_locked(self.inner.lock(), old, layout) };
         } else {
             // SAFETY: as above.
             unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
+            // SAFETY: the old allocation is still live: an allocation never changes another
+            // one's marks, so `find_live`'s findings stand.
+            unsafe { inner.heap.free_live(region, held, old, layout) };
         }
-        // SAFETY: `old` is still live with `layout`.
-        unsafe { Self::free_locked(inner, old, layout) };
         new.as_ptr()
     }
 }

@@ -36,6 +36,15 @@ unsafe fn bad_free<const N: usize>(heap: &mut Heap<N>, p: *mut u8, l: Layout) ->
     err
 }
 
+/// The text of a caught panic.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .expect("a panic with a message")
+}
+
 // ---- alloc ----------------------------------------------------------------------------------
 
 #[test]
@@ -241,6 +250,52 @@ fn realloc_and_resize_errors_keep_the_old_block() {
     assert_eq!(heap.stats(), fresh);
 }
 
+#[test]
+fn realloc_and_resize_of_a_pointer_that_is_not_live_panic_and_change_nothing() {
+    for fit in [Fit::PowerOfTwo, Fit::Exact, Fit::Adaptive] {
+        let (mut heap, _) = small_heap::<32>(fit);
+        let big = layout(1000, 8);
+        let keep = heap.alloc(big).unwrap();
+        let freed = heap.alloc(layout(100, 8)).unwrap();
+        // SAFETY: `freed` is live with its layout; every later use of it is the misuse tested.
+        unsafe { heap.dealloc(freed, layout(100, 8)) };
+        let mut local = [0u64; 16];
+        let cases = [
+            (freed.as_ptr(), layout(100, 8), "double free"),
+            (local.as_mut_ptr().cast::<u8>(), layout(100, 8), "not in this heap"),
+            (keep.as_ptr().wrapping_add(MIN), layout(8, 8), "not the start of a live allocation"),
+            (keep.as_ptr(), layout(100, 8), "not the layout it was allocated with"),
+        ];
+        for (ptr, l, expected) in cases {
+            for new_size in [8, 100, 5000] {
+                for in_place in [false, true] {
+                    let before = heap.stats();
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        let ptr = NonNull::new(ptr).unwrap();
+                        // SAFETY: misuse the heap detects before it changes anything.
+                        unsafe {
+                            if in_place {
+                                let _ = heap.resize_in_place(ptr, l, new_size);
+                            } else {
+                                let _ = heap.realloc(ptr, l, new_size);
+                            }
+                        }
+                    }));
+                    let msg = panic_message(result.expect_err("misuse must panic"));
+                    assert!(msg.contains(expected), "{fit:?}, {new_size}, in place {in_place}: {msg}");
+                    assert!(msg.contains(&format!("{ptr:#p}")), "{msg}");
+                    assert_eq!(heap.stats(), before, "{fit:?}: {msg}");
+                    heap.check_invariants().unwrap();
+                }
+            }
+        }
+        std::hint::black_box(&mut local);
+        // SAFETY: `keep` is still live with `big`.
+        unsafe { heap.dealloc(keep, big) };
+        heap.check_invariants().unwrap();
+    }
+}
+
 // ---- try_dealloc and dealloc ------------------------------------------------------------------
 
 #[test]
@@ -319,12 +374,7 @@ fn dealloc_panic_names_the_pointer_and_changes_nothing() {
         // SAFETY: an interior pointer: detected before anything changes.
         unsafe { heap.dealloc(NonNull::new(inner).unwrap(), layout(8, 8)) }
     }));
-    let payload = result.expect_err("an interior pointer must panic");
-    let msg = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap();
+    let msg = panic_message(result.expect_err("an interior pointer must panic"));
     assert!(msg.contains("alloc_buddy_simple"), "{msg}");
     assert!(msg.contains(&format!("{inner:#p}")), "{msg}");
     assert_eq!(heap.stats(), before);

@@ -2,9 +2,9 @@
 //! unwind) after printing what it found.
 //!
 //! Each parent test re-runs this test binary with an environment variable set and a filter that
-//! selects one child test; the child commits the misuse through `GlobalAlloc::dealloc` on a
-//! `LockedHeap`, and the parent checks that the child died (by `SIGABRT` on Unix) and what it
-//! printed. Without the variable, the child tests do nothing.
+//! selects one child test; the child commits the misuse through `GlobalAlloc::dealloc` (or
+//! `realloc`) on a `LockedHeap`, and the parent checks that the child died (by `SIGABRT` on Unix)
+//! and what it printed. Without the variable, the child tests do nothing.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::process::{Command, Output};
@@ -109,6 +109,23 @@ fn child_wrong_layout() {
     println!("CHILD SURVIVED");
 }
 
+#[test]
+fn child_realloc_after_free() {
+    if !is_child() {
+        return;
+    }
+    let heap = heap();
+    let layout = Layout::from_size_align(48, 8).unwrap();
+    // SAFETY: a non-zero size; the realloc after the free is deliberate.
+    unsafe {
+        let p = heap.alloc(layout);
+        assert!(!p.is_null());
+        heap.dealloc(p, layout);
+        heap.realloc(p, layout, 4000);
+    }
+    println!("CHILD SURVIVED");
+}
+
 // Miri cannot spawn processes, so the parents cannot run there.
 
 #[test]
@@ -145,4 +162,13 @@ fn wrong_layout_through_global_alloc_aborts() {
         return;
     }
     assert_aborted(&run_child("child_wrong_layout"), "not the layout it was allocated with");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
+fn realloc_after_free_through_global_alloc_aborts() {
+    if is_child() {
+        return;
+    }
+    assert_aborted(&run_child("child_realloc_after_free"), "double free");
 }
