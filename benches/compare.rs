@@ -319,7 +319,7 @@ fn sweep<C, T>(configs: &[C], trials: usize, mut f: impl FnMut(&C, Kind, usize) 
 }
 
 /// The median of some figures (the mean of the middle two for an even count).
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -330,10 +330,6 @@ fn median(values: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-fn cell_of(values: &[f64]) -> Cell {
-    Cell::value(median(values), values)
 }
 
 /// Workload 0: a fill-and-verify pass on each allocator, to catch a broken contender before its
@@ -394,7 +390,7 @@ fn random_actions(cfg: &Config, arena: Arena, report: &mut Report) {
                         .note(format!("{}: {fails} failed (null) operations at max size {max}", kind.name()));
                     report.problem(*kind, format!("random actions (max {max}): {fails} null results"), false);
                 }
-                row.set(*kind, cell_of(&rates));
+                row.set(*kind, Cell::median_of(&rates));
             }
             table.push(row);
         }
@@ -505,7 +501,7 @@ fn latency(cfg: &Config, arena: Arena, clock: &Clock, report: &mut Report) {
         let mut row = Row::new((*name).to_owned());
         for (kind, outs) in Kind::ALL.iter().zip(&results) {
             let values: Vec<f64> = outs.iter().map(|o| o.percentiles_ns[p]).collect();
-            row.set(*kind, cell_of(&values));
+            row.set(*kind, Cell::median_of(&values));
         }
         table.push(row);
     }
@@ -542,7 +538,7 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
                 row.set(*kind, Cell::failed("null"));
                 report.problem(*kind, format!("pairs: allocating {label} returned null"), false);
             } else {
-                row.set(*kind, cell_of(&ok));
+                row.set(*kind, Cell::median_of(&ok));
             }
         }
         table.push(row);
@@ -599,7 +595,7 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
             let per_free: Vec<f64> = outs.iter().flatten().map(|o| o.ns_per_free).collect();
             let secs: Vec<f64> = outs.iter().flatten().map(|o| o.trial_secs).collect();
             last[i] = Some((n, median(&secs)));
-            row.set(*kind, cell_of(&per_free));
+            row.set(*kind, Cell::median_of(&per_free));
         }
         table.push(row);
     }
@@ -650,7 +646,7 @@ fn two_threads(cfg: &Config, arena: Arena, report: &mut Report) {
                 table.note(format!("{}: {fails} failed (null) operations at max size {max}", kind.name()));
                 report.problem(*kind, format!("two threads (max {max}): {fails} null results"), false);
             }
-            row.set(*kind, cell_of(&rates));
+            row.set(*kind, Cell::median_of(&rates));
         }
         table.push(row);
     }

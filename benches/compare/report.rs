@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::Arena;
+use crate::{Arena, median};
 use crate::contenders::Kind;
 use crate::workloads::Clock;
 
@@ -18,6 +18,10 @@ pub(crate) struct Cell {
     pub(crate) min: f64,
     pub(crate) max: f64,
     pub(crate) trials: usize,
+    /// The figure of each trial, in trial order, where the figure shown is their median; empty
+    /// where it is pooled. Trial `t` of every allocator ran in the same round (seconds apart), so
+    /// ratios are taken trial by trial (see [`Row::ratio`]).
+    pub(crate) per_trial: Vec<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,14 +32,27 @@ pub(crate) enum Status {
 }
 
 impl Cell {
+    /// A pooled figure `value` over the figures of the trials (`trials`).
     pub(crate) fn value(value: f64, trials: &[f64]) -> Cell {
         let min = trials.iter().copied().fold(f64::INFINITY, f64::min);
         let max = trials.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Cell { status: Status::Ok, value, min, max, trials: trials.len() }
+        Cell { status: Status::Ok, value, min, max, trials: trials.len(), per_trial: Vec::new() }
+    }
+
+    /// The median of the trials' figures, kept for ratios trial by trial.
+    pub(crate) fn median_of(trials: &[f64]) -> Cell {
+        Cell { per_trial: trials.to_vec(), ..Cell::value(median(trials), trials) }
     }
 
     pub(crate) fn skipped() -> Cell {
-        Cell { status: Status::Skipped, value: f64::NAN, min: f64::NAN, max: f64::NAN, trials: 0 }
+        Cell {
+            status: Status::Skipped,
+            value: f64::NAN,
+            min: f64::NAN,
+            max: f64::NAN,
+            trials: 0,
+            per_trial: Vec::new(),
+        }
     }
 
     pub(crate) fn failed(why: &str) -> Cell {
@@ -67,11 +84,20 @@ impl Row {
         self.cells[index(kind)].as_ref()
     }
 
-    /// `kind`'s figure over talc's.
+    /// `kind`'s figure over talc's: the median over trials of the ratio within each trial where
+    /// both figures are medians of the same trials (the allocators of one trial ran in the same
+    /// round, seconds apart, so a slow spell of the machine hits both sides of each ratio), the
+    /// ratio of the figures otherwise.
     fn ratio(&self, kind: Kind) -> Option<f64> {
-        let talc = self.get(Kind::Talc)?.ok()?;
-        let v = self.get(kind)?.ok()?;
-        (talc != 0.0).then_some(v / talc)
+        let talc = self.get(Kind::Talc)?;
+        let cell = self.get(kind)?;
+        let (t, v) = (talc.ok()?, cell.ok()?);
+        let (a, b) = (&cell.per_trial, &talc.per_trial);
+        if !a.is_empty() && a.len() == b.len() && b.iter().all(|&x| x > 0.0) {
+            let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+            return Some(median(&ratios));
+        }
+        (t != 0.0).then_some(v / t)
     }
 }
 
@@ -130,7 +156,12 @@ impl Table {
     fn markdown(&self, out: &mut String) {
         let better = if self.higher_is_better { "higher is better" } else { "lower is better" };
         let _ = writeln!(out, "## {}\n", self.title);
-        let _ = writeln!(out, "Figures in {} ({better}); in brackets: the figure / talc's.\n", self.unit);
+        let _ = writeln!(
+            out,
+            "Figures in {} ({better}); in brackets and in the last column: the figure / talc's, \
+             the median over trials of the ratio within each trial where the figures are medians.\n",
+            self.unit
+        );
         let kinds = self.kinds();
         let _ = write!(out, "| {} |", self.param_label);
         for k in &kinds {
