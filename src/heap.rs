@@ -80,8 +80,14 @@ pub struct Heap<const ORDERS: usize = 32> {
     cache_limit: usize,
 }
 
-/// Orders that have a cache list (order 0 up to 4 KiB blocks on 64-bit targets).
-const CACHE_ORDERS: usize = 8;
+/// Orders that have a cache list: order 0 up to 256 KiB blocks on 64-bit targets (128 KiB on
+/// 32-bit ones). Caching the larger blocks too keeps a freed block of talc's random actions at
+/// 10 000 and 30 000 B (and their reallocs, up to 90 KB) for the next request of its order: it
+/// is still in the processor's caches, where a block split from a large free one mostly is not
+/// (with eight cache orders, up to 4 KiB, random actions with realloc at 30 000 B ran at 1.07x
+/// talc in the quick mode, with fourteen 1.25x; callgrind's cache simulation of 10^6 operations:
+/// 22% fewer instructions and 16% less copied by realloc, as more of them grow in place).
+const CACHE_ORDERS: usize = 14;
 
 // SAFETY: a heap exclusively owns the memory of its regions (the `add_region` contract); nothing
 // in it is tied to the thread that made it.
@@ -151,7 +157,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The same heap with a cache of up to `blocks_per_order` freed blocks for each of the
-    /// eight smallest orders (up to 4 KiB blocks on 64-bit targets, 2 KiB on 32-bit ones).
+    /// fourteen smallest orders (up to 256 KiB blocks on 64-bit targets, 128 KiB on 32-bit ones).
     ///
     /// A free of such a block then skips the buddy check and merge and keeps the block (marked
     /// cached, so a double free is still caught), and the next request of that order takes it back
@@ -1483,9 +1489,9 @@ mod tests {
 
     #[test]
     fn size_matches_the_readme() {
-        // The README states `3 × ORDERS + 26` words.
-        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 26) * size_of::<usize>());
-        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 26) * size_of::<usize>());
+        // The README states `3 × ORDERS + 38` words.
+        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 38) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 38) * size_of::<usize>());
     }
 
     #[test]

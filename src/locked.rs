@@ -23,7 +23,7 @@ const COPY_UNDER_LOCK: usize = 4096;
 
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
-/// Its heap caches up to 16 freed blocks of each of the eight smallest orders
+/// Its heap caches up to 16 freed blocks of each of the fourteen smallest orders
 /// ([`Heap::with_cache`]), which makes small alloc/free pairs cheap; [`Heap::coalesce`] (through
 /// [`LockedHeap::lock`]) gives them back.
 ///

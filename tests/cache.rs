@@ -123,6 +123,49 @@ fn growth_in_place_does_not_take_a_cached_block() {
 }
 
 #[test]
+fn the_fourteen_smallest_orders_are_cached_and_no_larger_one() {
+    // A block of order 13 (256 KiB on 64-bit targets) is the largest that goes to a cache: a
+    // freed one stays cached and stops its buddy's growth in place until `coalesce`; one of order
+    // 14 goes to its free list at once, and the growth takes it.
+    let size = MIN << 17;
+    let mut heap: Heap = Heap::with_fit(Fit::PowerOfTwo).with_cache(4);
+    // SAFETY: a leaked arena used by nothing else.
+    unsafe { heap.init(leak_arena(size, size), size) }.unwrap();
+    for (order, cached) in [(0, true), (13, true), (14, false)] {
+        let l = layout(MIN << order, 8);
+        // Two buddies, the lower one first. (The smallest blocks may come from the odd pieces
+        // the region's tiling left below its metadata: those stay allocated.)
+        let mut others = Vec::new();
+        let mut a = heap.alloc(l).unwrap();
+        let b = loop {
+            let b = heap.alloc(l).unwrap();
+            if b.as_ptr() == a.as_ptr().wrapping_add(MIN << order)
+                && a.as_ptr().addr() % (MIN << (order + 1)) == 0
+            {
+                break b;
+            }
+            others.push(std::mem::replace(&mut a, b));
+            assert!(others.len() < 64, "no buddies at order {order}");
+        };
+        // SAFETY: `b` is live with `l`.
+        unsafe { heap.dealloc(b, l) };
+        let twice = layout(2 * (MIN << order), 8);
+        // SAFETY: `a` is live with `l`.
+        let grown = unsafe { heap.resize_in_place(a, l, twice.size()) };
+        assert_eq!(grown.is_err(), cached, "order {order}: {grown:?}");
+        // SAFETY: `a` is live with the layout it has now, the others with `l`.
+        unsafe {
+            heap.dealloc(a, if cached { l } else { twice });
+            for p in others {
+                heap.dealloc(p, l);
+            }
+        }
+        heap.coalesce();
+    }
+    heap.check_invariants().unwrap();
+}
+
+#[test]
 fn random_operations_with_the_cache_keep_every_invariant() {
     for (fit, seed) in [(Fit::PowerOfTwo, 1), (Fit::Exact, 2)] {
         let mut heap = cached_heap(fit, 3);

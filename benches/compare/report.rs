@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Arena, median};
 use crate::contenders::Kind;
 use crate::workloads::Clock;
+use crate::{Arena, median};
 
 /// One allocator's figure in one row.
 #[derive(Clone, Debug)]
