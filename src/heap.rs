@@ -80,6 +80,17 @@ pub struct Heap<const ORDERS: usize = 32> {
     cache_limit: usize,
 }
 
+/// What [`Heap::cache_free`] did.
+pub(crate) enum CacheFree {
+    /// The block went to its order's cache.
+    Cached,
+    /// The allocation is one whole block of the order, in the region, and the order's cache is
+    /// full: [`Heap::free_whole`] frees it.
+    Full(*mut Region, usize),
+    /// Anything else, nothing changed: [`Heap::free_checked`] frees it or reports the misuse.
+    Declined,
+}
+
 /// Orders that have a cache list: order 0 up to 256 KiB blocks on 64-bit targets (128 KiB on
 /// 32-bit ones). Caching the larger blocks too keeps a freed block of talc's random actions at
 /// 10 000 and 30 000 B (and their reallocs, up to 90 KB) for the next request of its order: it
@@ -118,6 +129,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 
     /// Bytes in the largest block. No allocation can be larger or more aligned than this.
     pub const MAX_BLOCK: usize = block_size(Self::MAX_ORDER);
+
+    /// Bytes in the largest block a cache holds: of order `CACHE_ORDERS - 1`, or less in a heap
+    /// whose largest order is lower (a layout of a larger order fits no allocation there).
+    const MAX_CACHED: usize =
+        if CACHE_ORDERS - 1 < Self::MAX_ORDER { block_size(CACHE_ORDERS - 1) } else { Self::MAX_BLOCK };
 
     /// An empty heap with the default [`Fit::Adaptive`]: every allocation fails until memory is
     /// added.
@@ -318,7 +334,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     pub(crate) fn cache_alloc(&mut self, layout: Layout, whole_only: bool) -> Option<NonNull<u8>> {
         let size = layout.size();
         let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
-        if covered > block_size(CACHE_ORDERS - 1) {
+        if covered > Self::MAX_CACHED {
             return None;
         }
         let order = order::ceil_order(covered);
@@ -473,30 +489,36 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline]
     pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         // SAFETY: the caller's contract.
-        if unsafe { self.cache_free(ptr, layout) } {
-            return Ok(());
+        match unsafe { self.cache_free(ptr, layout) } {
+            CacheFree::Cached => Ok(()),
+            CacheFree::Full(region, order) => {
+                // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
+                unsafe { self.free_whole(region, ptr, order, layout.size()) };
+                Ok(())
+            }
+            // SAFETY: the caller's contract.
+            CacheFree::Declined => unsafe { self.free_checked(ptr, layout) },
         }
-        // SAFETY: as above.
-        unsafe { self.free_checked(ptr, layout) }
     }
 
     /// The fast path of a free: puts a live allocation that is one whole block of a cached order
-    /// into its order's cache, if there is room, and returns `true`. Returns `false`, changing
-    /// nothing, for anything else (a full cache, a larger or partial allocation, any misuse),
-    /// which [`Heap::free_checked`] then handles or reports.
+    /// into its order's cache, if there is room. Tells a live whole block whose cache is full
+    /// ([`Heap::free_whole`] frees it without checking it again) from anything else (a larger or
+    /// partial allocation, any misuse), which [`Heap::free_checked`] then handles or reports; in
+    /// both cases nothing is changed.
     ///
     /// # Safety
     ///
     /// As [`Heap::dealloc`].
     #[inline(always)]
-    pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
-        let Some((region, unit, order)) = self.live_whole(ptr, layout, block_size(CACHE_ORDERS - 1)) else {
-            return false;
+    pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> CacheFree {
+        let Some((region, unit, order)) = self.live_whole(ptr, layout, Self::MAX_CACHED) else {
+            return CacheFree::Declined;
         };
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
         if cache.len >= self.cache_limit {
-            return false;
+            return CacheFree::Full(region, order);
         }
         // SAFETY: the allocation is one whole block of the live `region`, ours again; its unit
         // is marked allocated, and becomes marked cached.
@@ -507,7 +529,31 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         // (A cached block stays counted as allocated.)
         self.requested_bytes -= layout.size();
-        true
+        CacheFree::Cached
+    }
+
+    /// Frees the live allocation of one whole block of `order` at `ptr` in `region`, of `size`
+    /// bytes, merged, and counts it freed: a free that [`Heap::cache_free`] checked and found its
+    /// order's cache full. Out of line, so that the cached path stays small.
+    ///
+    /// # Safety
+    ///
+    /// [`Heap::cache_free`] must have returned [`CacheFree::Full`] with `region` and `order` for
+    /// `ptr`, and a layout of `size` bytes, with nothing changed since.
+    #[inline(never)]
+    pub(crate) unsafe fn free_whole(
+        &mut self,
+        region: *mut Region,
+        ptr: NonNull<u8>,
+        order: usize,
+        size: usize,
+    ) {
+        // SAFETY: the caller's contract: the block is ours again and on no list, and
+        // `free_block` replaces its allocation mark.
+        unsafe { self.free_block(region, ptr.as_ptr().addr(), order, order) };
+        self.allocated_bytes -= block_size(order);
+        self.requested_bytes -= size;
+        self.allocations -= 1;
     }
 
     /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
@@ -575,8 +621,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ) -> Result<(*mut Region, Request), FreeError> {
         match self.live_whole(ptr, layout, Self::MAX_BLOCK) {
             Some((region, _, order)) => Ok((region, Request { order, units: 1 << order })),
-            None => self.check_live(ptr, layout),
+            None => self.check_live_slow(ptr, layout),
         }
+    }
+
+    /// [`Heap::check_live`] out of line, for [`Heap::find_live`]: the fast paths try
+    /// [`Heap::live_whole`] first.
+    #[inline(never)]
+    fn check_live_slow(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
+        self.check_live(ptr, layout)
     }
 
     /// The full path of a free, for what [`Heap::cache_free`] declines: checks the allocation
@@ -1026,8 +1079,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Checks that `ptr` starts a live allocation that `layout` fits, before a free; returns its
-    /// region and its request. Out of line: the fast paths try [`Heap::live_whole`] first.
-    #[inline(never)]
+    /// region and its request.
+    #[inline(always)]
     pub(crate) fn check_live(
         &self,
         ptr: NonNull<u8>,

@@ -8,7 +8,7 @@ use core::ptr::{self, NonNull};
 use lock_api::RawMutex;
 
 use crate::error::{AllocError, HeapError};
-use crate::heap::{Heap, misuse_abort};
+use crate::heap::{CacheFree, Heap, misuse_abort};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
 
@@ -288,23 +288,36 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     #[inline(always)]
     unsafe fn free_locked(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-        if unsafe { inner.heap.cache_free(ptr, layout) } {
-            return;
+        match unsafe { inner.heap.cache_free(ptr, layout) } {
+            CacheFree::Cached => {}
+            // SAFETY: as above.
+            full => unsafe { Self::dealloc_slow(inner, ptr, layout, full) },
         }
-        // SAFETY: as above.
-        unsafe { Self::dealloc_slow(inner, ptr, layout) }
     }
 
     /// The rest of a free when the block does not go to a cache, under the lock `inner` holds
-    /// (out of line, as [`LockedHeap::alloc_slow`]). Misuse aborts after the lock is released.
+    /// (out of line, as [`LockedHeap::alloc_slow`]), given what [`Heap::cache_free`] found.
+    /// Misuse aborts after the lock is released.
     ///
     /// # Safety
     ///
-    /// As [`GlobalAlloc::dealloc`].
+    /// As [`GlobalAlloc::dealloc`]; `found` is what `cache_free` returned for `ptr` and `layout`.
     #[inline(never)]
-    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-        let result = unsafe { inner.heap.free_checked(ptr, layout) };
+    unsafe fn dealloc_slow(
+        mut inner: Guard<'_, ORDERS, R>,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        found: CacheFree,
+    ) {
+        let result = match found {
+            CacheFree::Full(region, order) => {
+                // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
+                unsafe { inner.heap.free_whole(region, ptr, order, layout.size()) };
+                Ok(())
+            }
+            // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
+            _ => unsafe { inner.heap.free_checked(ptr, layout) },
+        };
         drop(inner);
         if let Err(err) = result {
             misuse_abort(&err);
