@@ -476,6 +476,44 @@ fn interior_and_metadata_pointers_are_not_allocated() {
 }
 
 #[test]
+fn a_layout_of_an_order_above_the_largest_is_reported_on_a_heap_with_few_orders() {
+    // ORDERS = 4: blocks of up to 8 units. A layout of 16 units names an order the heap does not
+    // have, even where the units after the allocation look like the end of such a block.
+    for fit in [Fit::PowerOfTwo, Fit::Exact, Fit::Adaptive] {
+        for cache in [0, 16] {
+            let base = leak_arena(64 << 10, 64 << 10);
+            let mut heap = Heap::<4>::with_fit(fit).with_cache(cache);
+            // SAFETY: a leaked arena used by nothing else.
+            unsafe { heap.init(base, 64 << 10) }.unwrap();
+            // A largest block aligned to 16 units, with blocks (not the metadata) after it.
+            let meta = base.addr() + heap.stats().total_bytes;
+            let l = layout(8 * MIN, 8);
+            let mut others = Vec::new();
+            let p = loop {
+                let p = heap.alloc(l).unwrap();
+                let at = p.as_ptr().addr();
+                if at % (16 * MIN) == 0 && at + 16 * MIN <= meta {
+                    break p;
+                }
+                others.push(p);
+            };
+            let wrong = 16 * MIN;
+            // SAFETY: a layout of an order above the largest is detected.
+            let err = unsafe { bad_free(&mut heap, p.as_ptr(), layout(wrong, 8)) };
+            assert_eq!(err, FreeError::WrongLayout { ptr: p.as_ptr(), size: wrong }, "{fit:?} {cache}");
+            // SAFETY: `p` and the others are live with `l`.
+            unsafe {
+                heap.dealloc(p, l);
+                for q in others {
+                    heap.dealloc(q, l);
+                }
+            }
+            heap.check_invariants().unwrap();
+        }
+    }
+}
+
+#[test]
 fn wrong_layouts_are_reported() {
     for fit in [Fit::Exact, Fit::PowerOfTwo] {
         let (mut heap, _) = small_heap::<32>(fit);
