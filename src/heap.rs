@@ -591,8 +591,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let unit = r.unit(addr);
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
         // metadata's first).
-        let live =
-            unsafe { r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(unit + (1 << order)) != 0 };
+        let live = unsafe {
+            r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(unit + (bytes >> MIN_SHIFT)) != 0
+        };
         // Debug builds also check that nothing else starts inside the block, as `check_live`
         // does.
         // SAFETY: the range is in the region.
