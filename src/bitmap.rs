@@ -188,8 +188,13 @@ impl Bitmap {
         let (word, shift) = unsafe { self.word(unit) };
         // SAFETY: `word` is one of the map's words, and so is its index.
         unsafe {
-            *word = (*word & !(0b11 << shift)) | (mark as usize) << shift;
-            self.note_marked(unit / UNITS_PER_WORD);
+            let old = *word;
+            *word = (old & !(0b11 << shift)) | (mark as usize) << shift;
+            // A word that had a mark is in the summary already (the common case: a free
+            // replaces its block's own mark).
+            if old == 0 {
+                self.note_marked(unit / UNITS_PER_WORD);
+            }
         }
     }
 

@@ -493,7 +493,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             CacheFree::Cached => Ok(()),
             CacheFree::Full(region, order) => {
                 // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
-                unsafe { self.free_whole(region, ptr, order, layout.size()) };
+                unsafe { self.free_whole_slow(region, ptr, order, layout.size()) };
                 Ok(())
             }
             // SAFETY: the caller's contract.
@@ -534,13 +534,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 
     /// Frees the live allocation of one whole block of `order` at `ptr` in `region`, of `size`
     /// bytes, merged, and counts it freed: a free that [`Heap::cache_free`] checked and found its
-    /// order's cache full. Out of line, so that the cached path stays small.
+    /// order's cache full. Inline, for callers that are out of line themselves
+    /// ([`Heap::free_whole_slow`] is the out-of-line form).
     ///
     /// # Safety
     ///
     /// [`Heap::cache_free`] must have returned [`CacheFree::Full`] with `region` and `order` for
     /// `ptr`, and a layout of `size` bytes, with nothing changed since.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) unsafe fn free_whole(
         &mut self,
         region: *mut Region,
@@ -554,6 +555,18 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         self.allocated_bytes -= block_size(order);
         self.requested_bytes -= size;
         self.allocations -= 1;
+    }
+
+    /// [`Heap::free_whole`] out of line, so that the cached path of [`Heap::try_dealloc`] stays
+    /// small.
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::free_whole`].
+    #[inline(never)]
+    unsafe fn free_whole_slow(&mut self, region: *mut Region, ptr: NonNull<u8>, order: usize, size: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { self.free_whole(region, ptr, order, size) }
     }
 
     /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
