@@ -1095,11 +1095,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// Checks that `ptr` starts a live allocation that `layout` fits, before a free; returns its
     /// region and its request.
     #[inline(always)]
-    pub(crate) fn check_live(
-        &self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-    ) -> Result<(*mut Region, Request), FreeError> {
+    fn check_live(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(*mut Region, Request), FreeError> {
         let p = ptr.as_ptr().cast_const();
         let addr = p.addr();
         let region_ptr = self.region_of(addr);

@@ -25,6 +25,17 @@ fn heap() -> &'static LockedHeap {
     heap
 }
 
+/// A block of `layout` that `heap` allocated and then freed.
+fn freed_block(heap: &LockedHeap, layout: Layout) -> *mut u8 {
+    // SAFETY: a non-zero size; the block is freed once, with its layout.
+    unsafe {
+        let p = heap.alloc(layout);
+        assert!(!p.is_null());
+        heap.dealloc(p, layout);
+        p
+    }
+}
+
 fn is_child() -> bool {
     std::env::var_os(CHILD_VAR).is_some()
 }
@@ -64,11 +75,9 @@ fn child_double_free() {
     }
     let heap = heap();
     let layout = Layout::from_size_align(48, 8).unwrap();
-    // SAFETY: a non-zero size; the block is freed once, then again on purpose.
+    let p = freed_block(heap, layout);
+    // SAFETY: the second free is the misuse being caught.
     unsafe {
-        let p = heap.alloc(layout);
-        assert!(!p.is_null());
-        heap.dealloc(p, layout);
         // The heap sees this as a double free (asked without changing anything), so the
         // message below is the one the parent looks for.
         let probe = heap.lock().try_dealloc(std::ptr::NonNull::new(p).unwrap(), layout);
@@ -115,14 +124,9 @@ fn child_realloc_after_free() {
         return;
     }
     let heap = heap();
-    let layout = Layout::from_size_align(48, 8).unwrap();
-    // SAFETY: a non-zero size; the realloc after the free is deliberate.
-    unsafe {
-        let p = heap.alloc(layout);
-        assert!(!p.is_null());
-        heap.dealloc(p, layout);
-        heap.realloc(p, layout, 4000);
-    }
+    let p = freed_block(heap, Layout::from_size_align(48, 8).unwrap());
+    // SAFETY: the realloc after the free is the misuse being caught.
+    unsafe { heap.realloc(p, Layout::from_size_align(48, 8).unwrap(), 4000) };
     println!("CHILD SURVIVED");
 }
 
