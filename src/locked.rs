@@ -11,6 +11,7 @@ use crate::error::{AllocError, HeapError};
 use crate::heap::{CacheFree, Heap, misuse_abort};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
+use crate::region::Region;
 
 /// Cached freed blocks per small order in a `LockedHeap` (see [`Heap::with_cache`]).
 const CACHE_BLOCKS: usize = 16;
@@ -280,7 +281,7 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     }
 
     /// Frees `ptr` under the lock `inner` holds, and releases it: into a cache inline, or
-    /// through [`LockedHeap::dealloc_slow`].
+    /// through [`LockedHeap::free_full`] or [`LockedHeap::dealloc_slow`].
     ///
     /// # Safety
     ///
@@ -290,34 +291,51 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
         match unsafe { inner.heap.cache_free(ptr, layout) } {
             CacheFree::Cached => {}
-            // SAFETY: as above.
-            full => unsafe { Self::dealloc_slow(inner, ptr, layout, full) },
+            // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
+            CacheFree::Full(region, order) => unsafe {
+                Self::free_full(inner, ptr, layout.size(), region, order)
+            },
+            // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
+            CacheFree::Declined => unsafe { Self::dealloc_slow(inner, ptr, layout) },
         }
     }
 
-    /// The rest of a free when the block does not go to a cache, under the lock `inner` holds
-    /// (out of line, as [`LockedHeap::alloc_slow`]), given what [`Heap::cache_free`] found.
+    // The two out-of-line ends of a free take scalars, each only what it needs: the calls are
+    // then the cached path's last instruction (a jump), and the cached path saves five registers
+    // instead of six (callgrind, a 4 KiB pair: 158 -> 152 instructions; a free-scaling round of
+    // 5000: 613 -> 596 per alloc + free).
+
+    /// The rest of a free whose order's cache is full, under the lock `inner` holds, given what
+    /// [`Heap::cache_free`] found ([`CacheFree::Full`]): the block is freed and merged without
+    /// being checked again.
+    ///
+    /// # Safety
+    ///
+    /// `cache_free` returned `CacheFree::Full(region, order)` for `ptr` and a layout of `size`
+    /// bytes, with nothing changed since.
+    #[inline(never)]
+    unsafe fn free_full(
+        mut inner: Guard<'_, ORDERS, R>,
+        ptr: NonNull<u8>,
+        size: usize,
+        region: *mut Region,
+        order: usize,
+    ) {
+        // SAFETY: the caller's contract is `Heap::free_whole`'s.
+        unsafe { inner.heap.free_whole(region, ptr, order, size) };
+    }
+
+    /// The rest of a free that [`Heap::cache_free`] declined (a larger or partial allocation, or
+    /// misuse), under the lock `inner` holds (out of line, as [`LockedHeap::alloc_slow`]).
     /// Misuse aborts after the lock is released.
     ///
     /// # Safety
     ///
-    /// As [`GlobalAlloc::dealloc`]; `found` is what `cache_free` returned for `ptr` and `layout`.
+    /// As [`GlobalAlloc::dealloc`].
     #[inline(never)]
-    unsafe fn dealloc_slow(
-        mut inner: Guard<'_, ORDERS, R>,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        found: CacheFree,
-    ) {
-        let result = match found {
-            CacheFree::Full(region, order) => {
-                // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
-                unsafe { inner.heap.free_whole(region, ptr, order, layout.size()) };
-                Ok(())
-            }
-            // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-            _ => unsafe { inner.heap.free_checked(ptr, layout) },
-        };
+    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
+        let result = unsafe { inner.heap.free_checked(ptr, layout) };
         drop(inner);
         if let Err(err) = result {
             misuse_abort(&err);
