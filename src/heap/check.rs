@@ -3,7 +3,7 @@
 use super::Heap;
 use crate::bitmap::Mark;
 use crate::error::Corruption;
-use crate::free_list::{CACHED, FreeNode};
+use crate::free_list::FreeNode;
 use crate::order::{MIN_SHIFT, block_size};
 use crate::region::Region;
 
@@ -52,7 +52,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // (A corrupted list can point anywhere: this checker is for heaps that are at
                 // most corrupted in ways it can still walk.)
                 let node = unsafe { &*at };
-                let r = self.check_free_block(at, order, order)?;
+                let r = self.check_free_block(at, order, false)?;
                 if node.prev != prev {
                     return fail("broken back link", at.cast());
                 }
@@ -75,7 +75,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
             free_blocks += count;
         }
-        // Cached blocks: whole blocks of their order, marked free, tagged as cached.
+        // Cached blocks: whole blocks of their order, marked cached.
         for (order, cache) in self.cache.iter().enumerate() {
             if cache.len > self.cache_limit {
                 return fail("cache holds more blocks than its limit", cache.head().cast());
@@ -86,12 +86,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 if count == cache.len {
                     return fail("cache list longer than its count (or cyclic)", at.cast());
                 }
-                // SAFETY: a node reached from a cache head; valid if the heap is intact.
-                let node = unsafe { &*at };
-                self.check_free_block(at, order, CACHED)?;
+                self.check_free_block(at, order, true)?;
                 // (A cached block is counted in `allocated_bytes`.)
                 count += 1;
-                at = node.next;
+                // SAFETY: a node reached from a cache head; its `next` is written if the heap is
+                // intact (a cached node's other fields may not be: only `next` and `region` are
+                // read).
+                at = unsafe { (*at).next };
             }
             if count != cache.len {
                 return fail("cache list shorter than its count", cache.head().cast());
@@ -125,20 +126,21 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         Ok(())
     }
 
-    /// Checks one listed or cached block of `order` whose node should carry `tag` (its order,
-    /// or [`CACHED`]): in its region, naturally aligned, below the metadata, marked free, and
-    /// with nothing else starting inside it. Returns its region.
-    fn check_free_block(&self, at: *mut FreeNode, order: usize, tag: usize) -> Result<&Region, Corruption> {
+    /// Checks one listed (`cached` false) or cached block of `order`: in its region, naturally
+    /// aligned, below the metadata, marked free (or cached), with nothing else starting inside
+    /// it, and a listed block's node tagged with its list's order. Returns its region.
+    fn check_free_block(&self, at: *mut FreeNode, order: usize, cached: bool) -> Result<&Region, Corruption> {
         let fail = |what| Err(Corruption { what, at: at.cast_const().cast() });
-        // SAFETY: a node reached from a list or cache head; valid if the heap is intact.
-        let node = unsafe { &*at };
         let addr = at.addr();
         let region = self.region_of(addr);
-        if region.is_null() || region != node.region {
+        // SAFETY: a node reached from a list or cache head; its `region` is written if the heap
+        // is intact.
+        if region.is_null() || region != unsafe { (*at).region } {
             return fail("free block outside its region");
         }
-        if node.order != tag {
-            return fail("free block on the wrong list, or not tagged as cached");
+        // SAFETY: as above: a listed node is written whole (a cached one's order is not read).
+        if !cached && unsafe { (*at).order } != order {
+            return fail("free block on the wrong list");
         }
         // SAFETY: a live region.
         let r = unsafe { &*region };
@@ -147,7 +149,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return fail("free block misaligned or past its region");
         }
         let unit = r.unit(addr);
-        let mark = if tag == CACHED { Mark::Cached } else { Mark::Free };
+        let mark = if cached { Mark::Cached } else { Mark::Free };
         // SAFETY: the block is inside the region.
         if unsafe { r.map.bits(unit) } != mark as usize {
             return fail("free block not marked free (or cached)");
@@ -188,10 +190,7 @@ mod tests {
         let node = h.lists.iter().find(|list| !list.head().is_null()).unwrap().head();
         // SAFETY: a valid free node of the heap; corrupting it is the point of the test.
         unsafe { (*node).order += 1 };
-        assert_eq!(
-            h.check_invariants().unwrap_err().what,
-            "free block on the wrong list, or not tagged as cached"
-        );
+        assert_eq!(h.check_invariants().unwrap_err().what, "free block on the wrong list");
 
         // A broken back link.
         let mut h = heap();
