@@ -42,17 +42,16 @@ mod check;
 /// unsafe { heap.dealloc(block, layout) };
 /// assert_eq!(heap.stats().allocated_bytes, 0);
 /// ```
+// `repr(C)`, hot fields first: what the cached paths read and write sits in one cache line (in a
+// `LockedHeap`, the lock's), then the caches, then the free lists. A program that works between
+// its allocations evicts the allocator's lines: with 64 KiB touched between 64 B alloc + free
+// pairs, cachegrind (32 KiB L1) counts 10.3 L1 misses per pair outside the touching loop instead
+// of 12.3 with the fields in the compiler's order.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Heap<const ORDERS: usize = 32> {
-    /// The free lists, by order.
-    lists: [FreeList; ORDERS],
-    /// Bit `k` is set when list `k` is not empty.
-    avail: usize,
     /// The regions, by address.
     regions: *mut Region,
-    fit: Fit,
-    /// Usable bytes in all regions (metadata excluded).
-    total_bytes: usize,
     /// Allocated bytes from which new allocations keep only the units they need: `total_bytes /
     /// TRIM_PART` under [`Fit::Adaptive`], always (0) under [`Fit::Exact`], never (`usize::MAX`)
     /// under [`Fit::PowerOfTwo`]. See [`Heap::keeps_whole`]; one comparison answers for all.
@@ -65,8 +64,6 @@ pub struct Heap<const ORDERS: usize = 32> {
     allocated_bytes: usize,
     /// Bytes the live allocations asked for.
     requested_bytes: usize,
-    /// Live allocations and cached blocks (see `allocated_bytes`).
-    allocations: usize,
     /// Live allocations that hold fewer units than their order's block ([`Fit::Exact`] ones, and
     /// [`Fit::Adaptive`] ones made while the heap was short of memory). While there is none, a
     /// free needs no bitmap read to know that the allocation is its whole block. A
@@ -74,10 +71,19 @@ pub struct Heap<const ORDERS: usize = 32> {
     /// with the block's: it keeps no whole blocks for smaller sizes, and a layout that asks for
     /// fewer units than its block's is either partial or misuse.
     partial: usize,
-    /// Freed blocks of the small orders, held back unmerged (see [`Heap::with_cache`]).
-    cache: [CacheList; CACHE_ORDERS],
     /// Blocks each cache list may hold; 0 turns the cache off.
     cache_limit: usize,
+    /// Bit `k` is set when list `k` is not empty.
+    avail: usize,
+    /// Live allocations and cached blocks (see `allocated_bytes`).
+    allocations: usize,
+    /// Usable bytes in all regions (metadata excluded).
+    total_bytes: usize,
+    fit: Fit,
+    /// Freed blocks of the small orders, held back unmerged (see [`Heap::with_cache`]).
+    cache: [CacheList; CACHE_ORDERS],
+    /// The free lists, by order.
+    lists: [FreeList; ORDERS],
 }
 
 /// What [`Heap::cache_free`] did.

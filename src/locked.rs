@@ -57,7 +57,8 @@ pub struct LockedHeap<const ORDERS: usize = 32, R: RawMutex = DefaultLock> {
     inner: lock_api::Mutex<R, Inner<ORDERS>>,
 }
 
-/// The state behind the lock.
+/// The state behind the lock; `repr(C)`, so that the heap's hot fields follow the lock.
+#[repr(C)]
 struct Inner<const ORDERS: usize> {
     heap: Heap<ORDERS>,
     /// A static arena to add on first use, or null.
