@@ -8,7 +8,8 @@ use core::ptr;
 
 use crate::region::Region;
 
-/// The node written into the first bytes of every free block.
+/// The node written into the first bytes of every free block (of a cached block, only `next`
+/// and `region`: see [`CacheList::push`]).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct FreeNode {
