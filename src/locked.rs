@@ -57,8 +57,15 @@ pub struct LockedHeap<const ORDERS: usize = 32, R: RawMutex = DefaultLock> {
     inner: lock_api::Mutex<R, Inner<ORDERS>>,
 }
 
-/// The state behind the lock; `repr(C)`, so that the heap's hot fields follow the lock.
-#[repr(C)]
+/// The state behind the lock: `repr(C)`, so that the heap's hot fields come first, and aligned
+/// to a cache line, so that they are not on the lock's. A thread spinning on the lock keeps
+/// reading the lock's line; had the holder's counters been on it too, each of the holder's writes
+/// would have had to take the line back. Two threads, random actions with realloc at 200 / 1000 /
+/// 3000 / 10 000 / 30 000 B (quick mode, median of 3 interleaved runs, ours / talc): hot fields
+/// on the lock's line 0.94 / 0.99 / 1.05 / 1.13 / 1.23x, on a line of their own 1.33 / 1.44 /
+/// 1.52 / 1.58 / 1.59x (the compiler's order, which left the first free lists on the lock's
+/// line, 1.10 / 1.22 / 1.25 / 1.36 / 1.43x). A `LockedHeap<32>` is 1152 bytes.
+#[repr(C, align(64))]
 struct Inner<const ORDERS: usize> {
     heap: Heap<ORDERS>,
     /// A static arena to add on first use, or null.
@@ -73,6 +80,7 @@ type Guard<'a, const ORDERS: usize, R> = lock_api::MutexGuard<'a, R, Inner<ORDER
 unsafe impl<const ORDERS: usize> Send for Inner<ORDERS> {}
 
 static_assertions::assert_impl_all!(LockedHeap: Send, Sync);
+static_assertions::const_assert_eq!(core::mem::align_of::<Inner<32>>(), 64);
 #[cfg(any(feature = "critical-section", not(target_has_atomic = "8")))]
 static_assertions::assert_impl_all!(LockedHeap<32, crate::CriticalSectionLock>: Send, Sync);
 static_assertions::assert_impl_all!(Heap: Send);
