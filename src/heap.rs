@@ -1558,9 +1558,12 @@ mod tests {
 
     #[test]
     fn size_matches_the_readme() {
-        // The README states `3 × ORDERS + 38` words.
+        // The README states `3 × ORDERS + 38` words, and 1152 bytes for a `LockedHeap<32>` on
+        // 64-bit targets (the lock's cache line, then the heap and the arena's two words).
         assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 38) * size_of::<usize>());
         assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 38) * size_of::<usize>());
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<crate::LockedHeap<32>>(), 1152);
     }
 
     #[test]
