@@ -538,23 +538,29 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
         "On a fresh allocator: {} pairs of `alloc(size, align 8)` then `dealloc` of the same block, \
          timed together with `Instant` (after 1000 warm-up pairs); ns per pair, median of {} trials. \
          The arena starts 4 KiB past a 128 MiB boundary, which leaves `buddy_system_allocator` a \
-         lone 4 KiB block at its bottom (its 4 KiB pair neither splits nor merges); the last two \
-         rows start it 64 KiB past, as a heap aligned to 64 KiB.",
+         lone 4 KiB block at its bottom (its 4 KiB pair neither splits nor merges); two rows \
+         start it 64 KiB past, as a heap aligned to 64 KiB. In the first five rows the compiler \
+         inlines into the loop whatever allocator code it finds small enough; in the \
+         \"called\" rows every alloc and dealloc is a call the compiler does not inline, as a \
+         program's calls to its `#[global_allocator]` are without LTO.",
         s.pair_count, s.pair_trials
     ));
     let alt = arena.at_alt_offset();
     let configs = [
-        (16, "16 B", arena),
-        (64, "64 B", arena),
-        (4096, "4 KiB", arena),
-        (16, "16 B, arena at +64 KiB", alt),
-        (4096, "4 KiB, arena at +64 KiB", alt),
+        (16, "16 B", arena, false),
+        (64, "64 B", arena, false),
+        (4096, "4 KiB", arena, false),
+        (16, "16 B, arena at +64 KiB", alt, false),
+        (4096, "4 KiB, arena at +64 KiB", alt, false),
+        (16, "16 B, called", arena, true),
+        (64, "64 B, called", arena, true),
+        (4096, "4 KiB, called", arena, true),
     ];
-    let results = sweep(&configs, s.pair_trials, |&(size, _, arena), kind, _| {
-        let mut job = workloads::Pairs { size, count: s.pair_count };
+    let results = sweep(&configs, s.pair_trials, |&(size, _, arena, called), kind, _| {
+        let mut job = workloads::Pairs { size, count: s.pair_count, called };
         contenders::run_fresh(kind, arena, &mut job)
     });
-    for (&(_, label, _), per_kind) in configs.iter().zip(&results) {
+    for (&(_, label, _, _), per_kind) in configs.iter().zip(&results) {
         let mut row = Row::new(label.to_owned());
         for (kind, outs) in Kind::ALL.iter().zip(per_kind) {
             let ok: Vec<f64> = outs.iter().filter_map(|o| *o).collect();

@@ -415,6 +415,25 @@ impl Job for Latency {
 pub(crate) struct Pairs {
     pub(crate) size: usize,
     pub(crate) count: usize,
+    /// Call the allocator through functions the compiler does not inline into the loop, as a
+    /// program calls its `#[global_allocator]` (through `__rust_alloc` and `__rust_dealloc`,
+    /// without LTO). Otherwise the compiler inlines whatever it finds small enough.
+    pub(crate) called: bool,
+}
+
+/// `alloc` through a call that is never inlined (the allocator's code may be inlined into it, as
+/// into rustc's allocator shim).
+#[inline(never)]
+unsafe fn called_alloc<A: Contender>(alloc: &A, layout: Layout) -> *mut u8 {
+    // SAFETY: the caller's contract.
+    unsafe { alloc.alloc(layout) }
+}
+
+/// `dealloc` through a call that is never inlined, as `called_alloc`.
+#[inline(never)]
+unsafe fn called_dealloc<A: Contender>(alloc: &A, ptr: *mut u8, layout: Layout) {
+    // SAFETY: the caller's contract.
+    unsafe { alloc.dealloc(ptr, layout) }
 }
 
 impl Job for Pairs {
@@ -422,14 +441,23 @@ impl Job for Pairs {
 
     fn run<A: Contender>(&mut self, alloc: &A, _: Kind) -> Option<f64> {
         let layout = layout(self.size, 8);
+        let called = self.called;
         let pair = || -> bool {
             // SAFETY: the layout has a non-zero size.
-            let ptr = unsafe { alloc.alloc(black_box(layout)) };
+            let ptr = unsafe {
+                if called { called_alloc(alloc, black_box(layout)) } else { alloc.alloc(black_box(layout)) }
+            };
             if ptr.is_null() {
                 return false;
             }
             // SAFETY: `ptr` is live with `layout`.
-            unsafe { alloc.dealloc(black_box(ptr), layout) };
+            unsafe {
+                if called {
+                    called_dealloc(alloc, black_box(ptr), layout);
+                } else {
+                    alloc.dealloc(black_box(ptr), layout);
+                }
+            }
             true
         };
         for _ in 0..1000 {
