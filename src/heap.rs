@@ -608,15 +608,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return None;
         }
         let unit = r.unit(addr);
+        let end = unit + (bytes >> MIN_SHIFT);
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
         // metadata's first).
-        let live = unsafe {
-            r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(unit + (bytes >> MIN_SHIFT)) != 0
-        };
+        let live = unsafe { r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(end) != 0 };
         // Debug builds also check that nothing else starts inside the block, as `check_live`
         // does.
         // SAFETY: the range is in the region.
-        if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, unit + (1 << order)) }) {
+        if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, end) }) {
             return None;
         }
         // Only a heap with partial allocations has to ask whether this one is ([`Heap::held`]).
@@ -806,13 +805,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         let (region, held) = self.find_live(ptr, layout).unwrap_or_else(|err| misuse(err));
+        let new_layout = resized(layout, new_size)?;
         // SAFETY: `find_live` found the live allocation and what it holds.
-        match unsafe { self.resize_live(region, held, ptr, layout, new_size) } {
+        match unsafe { self.resize_live(region, held, ptr, layout, new_layout) } {
             Err(AllocError::OutOfMemory) => {}
             done => return done.map(|()| ptr),
         }
-        let new_layout =
-            Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
         let new = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct, and each holds at least the bytes copied.
         unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size)) };
@@ -873,11 +871,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         new_size: usize,
     ) -> Result<(), AllocError> {
         let (region, held) = self.find_live(ptr, layout).unwrap_or_else(|err| misuse(err));
+        let new_layout = resized(layout, new_size)?;
         // SAFETY: `find_live` found the live allocation and what it holds.
-        unsafe { self.resize_live(region, held, ptr, layout, new_size) }
+        unsafe { self.resize_live(region, held, ptr, layout, new_layout) }
     }
 
-    /// [`Heap::resize_in_place`] for an allocation already checked: `held` is what it holds.
+    /// [`Heap::resize_in_place`] for an allocation already checked: `held` is what it holds,
+    /// and `new_layout` is [`resized`]`(layout, new_size)`.
     ///
     /// # Safety
     ///
@@ -890,10 +890,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         held: Request,
         ptr: NonNull<u8>,
         layout: Layout,
-        new_size: usize,
+        new_layout: Layout,
     ) -> Result<(), AllocError> {
-        let new_layout =
-            Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)?;
+        let new_size = new_layout.size();
         let new = self.request_now(new_layout).ok_or(AllocError::Unsatisfiable)?;
         let addr = ptr.as_ptr().addr();
         let old_end = addr + held.bytes();
@@ -1515,6 +1514,13 @@ const TRIM_PART: usize = 3;
 /// The lowest order for which a request that keeps only its units looks for a run before it
 /// splits a block (requests above 8 minimum blocks: 256 bytes on 64-bit targets).
 const RUN_FROM_ORDER: usize = 4;
+
+/// The layout of an allocation of `layout` resized to `new_size` bytes (same alignment), or
+/// [`AllocError::Unsatisfiable`] if no allocation can have it.
+#[inline(always)]
+pub(crate) fn resized(layout: Layout, new_size: usize) -> Result<Layout, AllocError> {
+    Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)
+}
 
 /// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
 /// function, so it aborts rather than unwinds when it reaches a caller that cannot unwind (a

@@ -8,7 +8,7 @@ use core::ptr::{self, NonNull};
 use lock_api::RawMutex;
 
 use crate::error::{AllocError, HeapError};
-use crate::heap::{CacheFree, Heap, misuse_abort};
+use crate::heap::{CacheFree, Heap, misuse_abort, resized};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
 use crate::region::Region;
@@ -249,15 +249,13 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
                 misuse_abort(&err)
             }
         };
+        let Ok(new_layout) = resized(layout, new_size) else { return ptr::null_mut() };
         // SAFETY: `find_live` found the live allocation and what it holds.
-        match unsafe { inner.heap.resize_live(region, held, old, layout, new_size) } {
+        match unsafe { inner.heap.resize_live(region, held, old, layout, new_layout) } {
             Ok(()) => return ptr,
             Err(AllocError::OutOfMemory) => {}
             Err(_) => return ptr::null_mut(),
         }
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-            return ptr::null_mut();
-        };
         let Some(new) = inner.alloc(new_layout) else { return ptr::null_mut() };
         let bytes = layout.size().min(new_size);
         if bytes > COPY_UNDER_LOCK {

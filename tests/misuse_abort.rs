@@ -51,6 +51,14 @@ fn run_child(name: &str) -> Output {
         .unwrap()
 }
 
+/// In the parent, runs the child test `name` and checks that it aborted, printing `expected`;
+/// in a child, does nothing (the child's own test is the one that runs).
+fn expect_child_abort(name: &str, expected: &str) {
+    if !is_child() {
+        assert_aborted(&run_child(name), expected);
+    }
+}
+
 /// Checks that the child was killed by an abort (not a normal test failure, which exits with
 /// 101) and printed `expected`.
 fn assert_aborted(out: &Output, expected: &str) {
@@ -153,26 +161,17 @@ fn double_free_through_global_alloc_aborts() {
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
 fn foreign_pointer_through_global_alloc_aborts() {
-    if is_child() {
-        return;
-    }
-    assert_aborted(&run_child("child_foreign_pointer"), "not in this heap");
+    expect_child_abort("child_foreign_pointer", "not in this heap");
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
 fn wrong_layout_through_global_alloc_aborts() {
-    if is_child() {
-        return;
-    }
-    assert_aborted(&run_child("child_wrong_layout"), "not the layout it was allocated with");
+    expect_child_abort("child_wrong_layout", "not the layout it was allocated with");
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
 fn realloc_after_free_through_global_alloc_aborts() {
-    if is_child() {
-        return;
-    }
-    assert_aborted(&run_child("child_realloc_after_free"), "double free");
+    expect_child_abort("child_realloc_after_free", "double free");
 }
