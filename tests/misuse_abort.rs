@@ -132,9 +132,10 @@ fn child_realloc_after_free() {
         return;
     }
     let heap = heap();
-    let p = freed_block(heap, Layout::from_size_align(48, 8).unwrap());
+    let layout = Layout::from_size_align(48, 8).unwrap();
+    let p = freed_block(heap, layout);
     // SAFETY: the realloc after the free is the misuse being caught.
-    unsafe { heap.realloc(p, Layout::from_size_align(48, 8).unwrap(), 4000) };
+    unsafe { heap.realloc(p, layout, 4000) };
     println!("CHILD SURVIVED");
 }
 
