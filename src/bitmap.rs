@@ -198,6 +198,25 @@ impl Bitmap {
         }
     }
 
+    /// Gives unit `unit` [`Mark::Free`]: from `was`, with one `xor` (the word keeps a mark, so
+    /// the summary needs no update), or, with `None`, from whatever it carried ([`Bitmap::put`]).
+    ///
+    /// # Safety
+    ///
+    /// `unit` must be below the number of units the map was made for, and carry `was` if given.
+    #[inline(always)]
+    pub(crate) unsafe fn turn_free(self, unit: usize, was: Option<Mark>) {
+        match was {
+            // SAFETY: the caller keeps `unit` in range; `word` is one of the map's words.
+            Some(was) => unsafe {
+                let (word, shift) = self.word(unit);
+                *word ^= (was as usize ^ Mark::Free as usize) << shift;
+            },
+            // SAFETY: the caller keeps `unit` in range.
+            None => unsafe { self.put(unit, Mark::Free) },
+        }
+    }
+
     /// Clears both bits of unit `unit`: it starts nothing.
     ///
     /// # Safety

@@ -557,7 +557,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ) {
         // SAFETY: the caller's contract: the block is ours again and on no list, and
         // `free_block` replaces its allocation mark.
-        unsafe { self.free_block(region, ptr.as_ptr().addr(), order, order) };
+        unsafe { self.free_block(region, ptr.as_ptr().addr(), order, order, Some(Mark::Alloc)) };
         self.allocated_bytes -= block_size(order);
         self.requested_bytes -= size;
         self.allocations -= 1;
@@ -746,7 +746,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
             // that grew in place, may not be; they take the other path), ours again and on no
             // list; `free_block` replaces its allocation mark.
-            unsafe { self.free_block(region, addr, request.order, request.order) };
+            unsafe { self.free_block(region, addr, request.order, request.order, Some(Mark::Alloc)) };
         } else if aligned
             // SAFETY: `end < block_end`; the bitmap is consistent (heap invariant).
             && unsafe { (*region).run_is_free(end, block_end) }
@@ -766,7 +766,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 return;
             }
             // SAFETY: as above.
-            unsafe { self.free_block(region, addr, request.order, request.order) };
+            unsafe { self.free_block(region, addr, request.order, request.order, Some(Mark::Alloc)) };
         } else {
             // SAFETY: the allocation's units are ours again and on no list; the first piece's
             // `free_block` replaces the allocation mark.
@@ -936,8 +936,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             // consistent (heap invariant).
             let pair = !region.is_null()
                 && unsafe {
-                    (*region).is_free_block(lower, order, size)
-                        && (*region).is_free_block(lower + size, order, size)
+                    (*region).is_free_block(lower, order) && (*region).is_free_block(lower + size, order)
                 };
             if pair {
                 // SAFETY: both halves are free blocks of `order` on list `order`; taking them
@@ -945,7 +944,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 unsafe {
                     self.take_block(region, lower, order);
                     self.take_block(region, lower + size, order);
-                    self.free_block(region, lower, order + 1, usize::MAX);
+                    self.free_block(region, lower, order + 1, usize::MAX, None);
                 }
                 merged = true;
             }
@@ -968,7 +967,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // replaces its cached mark.
                 unsafe {
                     let region = (*node).region;
-                    self.free_block(region, node.addr(), order, usize::MAX);
+                    self.free_block(region, node.addr(), order, usize::MAX, Some(Mark::Cached));
                 }
                 // It was counted as allocated while cached.
                 self.allocated_bytes -= block_size(order);
@@ -1294,13 +1293,17 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// free and of the same order. A merge at order `defer_from` or above is deferred when the
     /// buddy is the only block on its list (see [`Heap::coalesce`]).
     ///
-    /// Whatever mark the block's first unit carries (allocated, cached, or none) is replaced:
-    /// each unit's mark is written once, so a merge that ends where it started changes one mark.
+    /// The mark the block's first unit carries is replaced: `was`, or, with `None`, whatever it
+    /// carries (the allocated or cached mark, or none). Each unit's mark is written once, so a
+    /// merge that ends where it started changes one mark, and one that ends at a lower buddy
+    /// keeps the buddy's. A known mark turns into [`Mark::Free`] with one `xor`, where an unknown
+    /// one needs the word read, masked and its summary bit kept.
     ///
     /// # Safety
     ///
     /// The block must lie in `region`, be naturally aligned and be ours: on no list and part of
-    /// no allocation. No unit inside it but the first may carry a mark.
+    /// no allocation. No unit inside it but the first may carry a mark; with `was` given, the
+    /// first carries it.
     #[inline(always)]
     unsafe fn free_block(
         &mut self,
@@ -1308,6 +1311,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         mut addr: usize,
         mut order: usize,
         defer_from: usize,
+        was: Option<Mark>,
     ) {
         // SAFETY: `region` is live (caller).
         let r = unsafe { &*region };
@@ -1318,13 +1322,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             r.ptr(addr)
         );
         let map = r.map;
+        let own = r.unit(addr);
         // The first unit of the (merged) block.
-        let mut first = r.unit(addr);
+        let mut first = own;
         while order < Self::MAX_ORDER {
             let size = block_size(order);
             let buddy = addr ^ size;
             // SAFETY: the region's bitmaps and nodes are consistent (heap invariant).
-            let Some(unit) = (unsafe { r.free_block_unit(buddy, order, size) }) else { break };
+            let Some(unit) = (unsafe { r.free_block_unit(buddy, order) }) else { break };
             // SAFETY: `order < MAX_ORDER` in this loop.
             let list = unsafe { self.list(order) };
             if order >= defer_from && list.nr_free == 1 {
@@ -1348,7 +1353,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // `MAX_ORDER` (the carving in `add_region` and the loop above stop there).
         unsafe {
             self.list(order).push(r.node(addr), order, region);
-            map.put(first, Mark::Free);
+            if first == own {
+                map.turn_free(first, was);
+            }
         }
         self.avail |= 1 << order;
     }
@@ -1365,7 +1372,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         while at < end {
             let order = order::piece_order(at, end, Self::MAX_ORDER);
             // SAFETY: the piece is part of the range (caller) and naturally aligned.
-            unsafe { self.free_block(region, at, order, defer_from) };
+            unsafe { self.free_block(region, at, order, defer_from, None) };
             at += block_size(order);
         }
     }

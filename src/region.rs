@@ -183,7 +183,7 @@ impl Region {
             let size = crate::order::block_size(order);
             let start = addr & !(size - 1);
             // SAFETY: the caller's invariant.
-            unsafe { self.is_free_block(start, order, size) }.then_some((start, order))
+            unsafe { self.is_free_block(start, order) }.then_some((start, order))
         })
     }
 
@@ -228,31 +228,34 @@ impl Region {
         Some(RunFit { head, start, len: (end - start).min(enough) })
     }
 
-    /// Whether a free block of order `order` and size `size` starts at `addr`.
+    /// Whether a free block of order `order` starts at `addr`.
     ///
     /// # Safety
     ///
     /// The region's free bitmap and free nodes must be consistent: every unit whose `free` bit
     /// is set holds a valid [`FreeNode`].
     #[inline(always)]
-    pub(crate) unsafe fn is_free_block(&self, addr: usize, order: usize, size: usize) -> bool {
+    pub(crate) unsafe fn is_free_block(&self, addr: usize, order: usize) -> bool {
         // SAFETY: the caller's contract.
-        unsafe { self.free_block_unit(addr, order, size) }.is_some()
+        unsafe { self.free_block_unit(addr, order) }.is_some()
     }
 
-    /// The bitmap unit of the free block of order `order` and size `size` at `addr`, or `None`
-    /// when no such block starts there.
+    /// The bitmap unit of the free block of order `order` at `addr`, or `None` when no such block
+    /// starts there.
+    ///
+    /// Only the start is bounds-checked: a block of `order` that starts in the region but would
+    /// end past it is never free, so the marks and the node's order reject it.
     ///
     /// # Safety
     ///
     /// As [`Region::is_free_block`].
     #[inline(always)]
-    pub(crate) unsafe fn free_block_unit(&self, addr: usize, order: usize, size: usize) -> Option<usize> {
-        if !self.holds(addr, size) {
+    pub(crate) unsafe fn free_block_unit(&self, addr: usize, order: usize) -> Option<usize> {
+        if !self.contains(addr) {
             return None;
         }
         let unit = self.unit(addr);
-        // SAFETY: `holds` keeps the unit in range; a set `free` bit means a valid node (the
+        // SAFETY: `contains` keeps the unit in range; a set `free` bit means a valid node (the
         // caller's invariant).
         let free = unsafe { self.map.bits(unit) == Mark::Free as usize && (*self.node(addr)).order == order };
         free.then_some(unit)

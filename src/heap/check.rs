@@ -61,7 +61,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                     let buddy = addr ^ size;
                     // SAFETY: bitmaps and nodes are consistent for the blocks checked so far;
                     // `is_free_block` checks the bit before it reads the node.
-                    if unsafe { r.is_free_block(buddy, order, size) } && list.deferred != (addr & !size) {
+                    if unsafe { r.is_free_block(buddy, order) } && list.deferred != (addr & !size) {
                         return fail("free buddies left unmerged", at.cast());
                     }
                 }
