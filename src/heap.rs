@@ -136,10 +136,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// Bytes in the largest block. No allocation can be larger or more aligned than this.
     pub const MAX_BLOCK: usize = block_size(Self::MAX_ORDER);
 
-    /// Bytes in the largest block a cache holds: of order `CACHE_ORDERS - 1`, or less in a heap
-    /// whose largest order is lower (a layout of a larger order fits no allocation there).
-    const MAX_CACHED: usize =
-        if CACHE_ORDERS - 1 < Self::MAX_ORDER { block_size(CACHE_ORDERS - 1) } else { Self::MAX_BLOCK };
+    /// The largest order a cache holds: `CACHE_ORDERS - 1`, or less in a heap whose largest order
+    /// is lower (a layout of a larger order fits no allocation there).
+    const MAX_CACHED_ORDER: usize =
+        if CACHE_ORDERS - 1 < Self::MAX_ORDER { CACHE_ORDERS - 1 } else { Self::MAX_ORDER };
 
     /// An empty heap with the default [`Fit::Adaptive`]: every allocation fails until memory is
     /// added.
@@ -339,16 +339,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline(always)]
     pub(crate) fn cache_alloc(&mut self, layout: Layout, whole_only: bool) -> Option<NonNull<u8>> {
         let size = layout.size();
-        let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
-        if covered > Self::MAX_CACHED {
+        let order = order::layout_order(size, layout.align());
+        if order > Self::MAX_CACHED_ORDER {
             return None;
         }
-        let order = order::ceil_order(covered);
         let part = !self.keeps_whole() && order::units_of(size) != 1 << order;
         if part && whole_only {
             return None;
         }
-        // SAFETY: `order < CACHE_ORDERS` (the test on `covered` above); cached nodes are valid
+        // SAFETY: `order < CACHE_ORDERS` (the test above); cached nodes are valid
         // free blocks of live regions (heap invariant).
         let node = unsafe { self.cache.get_unchecked_mut(order).pop() };
         if node.is_null() {
@@ -518,7 +517,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// As [`Heap::dealloc`].
     #[inline(always)]
     pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> CacheFree {
-        let Some((region, unit, order)) = self.live_whole(ptr, layout, Self::MAX_CACHED) else {
+        let Some((region, unit, order)) = self.live_whole(ptr, layout, Self::MAX_CACHED_ORDER) else {
             return CacheFree::Declined;
         };
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
@@ -576,7 +575,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
-    /// naturally aligned block of at most `max_bytes`, and `layout` fits it; `None` for anything
+    /// naturally aligned block of order `max_order` or below, and `layout` fits it; `None` for anything
     /// else (a larger or partial allocation, a run, any misuse), which [`Heap::check_live`] then
     /// sorts out. The quick form of its checks, in the order that lets the common case use the
     /// fewest registers: a function that needs none saved is a third shorter.
@@ -585,14 +584,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         &self,
         ptr: NonNull<u8>,
         layout: Layout,
-        max_bytes: usize,
+        max_order: usize,
     ) -> Option<(*mut Region, usize, usize)> {
         let size = layout.size();
-        let covered = size.max(layout.align()).max(Self::MIN_BLOCK);
-        if covered > max_bytes {
+        let order = order::layout_order(size, layout.align());
+        if order > max_order {
             return None;
         }
-        let order = order::ceil_order(covered);
         let bytes = block_size(order);
         let addr = ptr.as_ptr().addr();
         // Aligned to its block, so to the layout's alignment too.
@@ -638,7 +636,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         ptr: NonNull<u8>,
         layout: Layout,
     ) -> Result<(*mut Region, Request), FreeError> {
-        match self.live_whole(ptr, layout, Self::MAX_BLOCK) {
+        match self.live_whole(ptr, layout, Self::MAX_ORDER) {
             Some((region, _, order)) => Ok((region, Request { order, units: 1 << order })),
             None => self.check_live_slow(ptr, layout),
         }

@@ -103,10 +103,7 @@ impl Request {
         // The order covers both the size and the alignment: that of the smallest power of two
         // that is at least both and at least `MIN_BLOCK`.
         let size = layout.size();
-        let align = layout.align();
-        let covered = if size > align { size } else { align };
-        let covered = if covered > MIN_BLOCK { covered } else { MIN_BLOCK };
-        let order = ceil_order(covered);
+        let order = layout_order(size, layout.align());
         if order > max_order {
             return None;
         }
@@ -130,12 +127,16 @@ impl Request {
     }
 }
 
-/// The order of the smallest block of at least `bytes` bytes, for `bytes >= MIN_BLOCK`:
-/// `ceil(log2(bytes)) - MIN_SHIFT`, with `ceil(log2(x))` for `x >= 2` the bit length of `x - 1`
-/// (one bit scan, no branch).
+/// The order of the smallest block that covers both `size` and `align` (a power of two): the
+/// smallest power of two that is at least both and at least `MIN_BLOCK`, as an order. That is
+/// `ceil(log2(max(size, align))) - MIN_SHIFT`, floored at 0, with `ceil(log2(x))` the bit length
+/// of `x - 1`; or-ing in `MIN_BLOCK - 1` floors it and keeps the bit scan's input non-zero, so
+/// it is one `or` and one bit scan, with no branch and no zero case.
 #[inline(always)]
-pub(crate) const fn ceil_order(bytes: usize) -> usize {
-    (usize::BITS - (bytes - 1).leading_zeros() - MIN_SHIFT) as usize
+pub(crate) const fn layout_order(size: usize, align: usize) -> usize {
+    let covered = if size > align { size } else { align };
+    // `align >= 1`, so `covered - 1` cannot wrap.
+    floor_log2((covered - 1) | (MIN_BLOCK - 1)) + 1 - MIN_SHIFT as usize
 }
 
 /// Minimum blocks that hold `size` bytes under [`Fit::Exact`]: at least one, so that a zero-size
@@ -233,6 +234,11 @@ mod tests {
                 assert_eq!((exact.order, exact.units), (order, size.div_ceil(MIN_BLOCK).max(1)));
             }
         }
+        // The largest layouts: the order is still exact (no overflow), and above the largest.
+        let huge = isize::MAX as usize - 7;
+        assert_eq!(layout_order(huge, 8), usize::BITS as usize - 1 - MIN_SHIFT as usize);
+        assert_eq!(layout_order(1, 1 << (usize::BITS - 2)), usize::BITS as usize - 2 - MIN_SHIFT as usize);
+        assert!(Request::new(layout(huge, 8), Fit::Exact, max).is_none());
     }
 
     #[test]
