@@ -234,11 +234,16 @@ mod tests {
                 assert_eq!((exact.order, exact.units), (order, size.div_ceil(MIN_BLOCK).max(1)));
             }
         }
-        // The largest layouts: the order is still exact (no overflow), and above the largest.
+        // The largest layouts: the order is still exact (no overflow), that of the largest
+        // block the address space holds, and refused by a heap whose largest order is lower.
         let huge = isize::MAX as usize - 7;
-        assert_eq!(layout_order(huge, 8), usize::BITS as usize - 1 - MIN_SHIFT as usize);
-        assert_eq!(layout_order(1, 1 << (usize::BITS - 2)), usize::BITS as usize - 2 - MIN_SHIFT as usize);
-        assert!(Request::new(layout(huge, 8), Fit::Exact, max).is_none());
+        assert_eq!(layout_order(huge, 8), ORDER_LIMIT);
+        assert_eq!(layout_order(1, 1 << (usize::BITS - 2)), ORDER_LIMIT - 1);
+        assert_eq!(
+            Request::new(layout(huge, 8), Fit::Exact, ORDER_LIMIT).map(|r| r.order),
+            Some(ORDER_LIMIT)
+        );
+        assert!(Request::new(layout(huge, 8), Fit::Exact, ORDER_LIMIT - 1).is_none());
     }
 
     #[test]
