@@ -1522,9 +1522,19 @@ const RUN_FROM_ORDER: usize = 4;
 
 /// The layout of an allocation of `layout` resized to `new_size` bytes (same alignment), or
 /// [`AllocError::Unsatisfiable`] if no allocation can have it.
+///
+/// Only the size is checked: the alignment is already a `Layout`'s (`from_size_align` would test
+/// again that it is a power of two).
 #[inline(always)]
 pub(crate) fn resized(layout: Layout, new_size: usize) -> Result<Layout, AllocError> {
-    Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::Unsatisfiable)
+    let align = layout.align();
+    // `Layout`'s rule: the size rounded up to the alignment is at most `isize::MAX`.
+    if new_size > isize::MAX as usize - (align - 1) {
+        return Err(AllocError::Unsatisfiable);
+    }
+    // SAFETY: `align` is a `Layout`'s alignment, so a non-zero power of two, and the size obeys
+    // the rule (just checked).
+    Ok(unsafe { Layout::from_size_align_unchecked(new_size, align) })
 }
 
 /// Reports misuse caught on a free: a panic that names the pointer. Called from an `extern "C"`
@@ -1575,6 +1585,17 @@ mod tests {
         assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 38) * size_of::<usize>());
         #[cfg(target_pointer_width = "64")]
         assert_eq!(size_of::<crate::LockedHeap<32>>(), 1152);
+    }
+
+    #[test]
+    fn resized_agrees_with_from_size_align() {
+        for align in [1, 2, 8, 16, 4096, 1 << 20] {
+            let edge = isize::MAX as usize - (align - 1);
+            for new_size in [0, 1, 100, edge - 1, edge, edge + 1, isize::MAX as usize, usize::MAX] {
+                let expected = Layout::from_size_align(new_size, align).ok();
+                assert_eq!(resized(layout(1, align), new_size).ok(), expected, "{new_size} at {align}");
+            }
+        }
     }
 
     #[test]
