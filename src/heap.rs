@@ -1323,8 +1323,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let own = r.unit(addr);
         // The first unit of the (merged) block.
         let mut first = own;
+        // The block's size, doubled with each merge.
+        let mut size = block_size(order);
         while order < Self::MAX_ORDER {
-            let size = block_size(order);
             let buddy = addr ^ size;
             // SAFETY: the region's bitmaps and nodes are consistent (heap invariant).
             let Some(unit) = (unsafe { r.free_block_unit(buddy, order) }) else { break };
@@ -1346,6 +1347,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             unsafe { map.erase(gone) };
             addr &= !size;
             order += 1;
+            size <<= 1;
         }
         // SAFETY: the (merged) block is ours and inside the region; no block is above
         // `MAX_ORDER` (the carving in `add_region` and the loop above stop there).
