@@ -212,7 +212,7 @@ impl Settings {
                 lat_window: ms(1000),
                 pair_trials: 7,
                 pair_count: 1_000_000,
-                fs_trials: 5,
+                fs_trials: 9,
                 fs_ns: FS_NS,
                 fs_budget: ms(3000),
                 mt_trials: 7,
@@ -577,6 +577,11 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
 }
 
 /// Workload 4: free scaling with long free lists.
+///
+/// The trials are outermost, as in [`sweep`]: each trial runs every N in turn, so a noisy spell of
+/// the machine hits one trial of several rows rather than every trial of one row (a row's trials
+/// back to back took about 0.1 s at N = 5000, and a slow spell lasts seconds). The first trial
+/// decides which allocators each N runs (the skip rule); the others run the same.
 fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
     let s = &cfg.settings;
     let mut table = Table::new("free_scaling", "Free scaling".to_owned(), "ns/free", false, "blocks (N)");
@@ -584,50 +589,63 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
         "The shape of `buddy_system_allocator` PR #55: allocate N blocks of 16 B (align 8) on a fresh \
          allocator, sort them by address, free every other one (so the free lists get long: no \
          block's buddy is free yet), then free the rest; both passes timed with `Instant`, figure = \
-         total / N. Median of {} trials. An allocator is skipped at N when its per-trial time at \
+         total / N. Median of {} trials; each trial runs every N in turn, so the trials of one N are \
+         spread over the whole workload. An allocator is skipped at N when its first trial's time at \
          the previous N, scaled quadratically, predicts more than {} ms a trial (the budget of this mode).",
         s.fs_trials,
         s.fs_budget.as_millis()
     ));
-    // Per allocator: the previous N and its median trial time.
-    let mut last: Vec<Option<(usize, f64)>> = vec![None; Kind::ALL.len()];
-    for &n in s.fs_ns {
-        let active: Vec<Kind> = Kind::ALL
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| match last[i] {
-                Some((prev, secs)) => secs * (n as f64 / prev as f64).powi(2) <= s.fs_budget.as_secs_f64(),
-                None => true,
-            })
-            .map(|(_, &k)| k)
-            .collect();
-        let results = interleave(
-            &active,
-            |_| s.fs_trials,
-            |kind, _| {
-                let mut job = workloads::FreeScaling { n };
-                contenders::run_fresh(kind, arena, &mut job)
-            },
-        );
-        let mut row = Row::new(n.to_string());
-        for (i, kind) in Kind::ALL.iter().enumerate() {
-            let Some(j) = active.iter().position(|k| k == kind) else {
-                row.set(*kind, Cell::skipped());
-                continue;
-            };
-            let outs = &results[j];
-            if outs.iter().any(Option::is_none) {
-                row.set(*kind, Cell::failed("null"));
-                report.problem(*kind, format!("free scaling: allocating {n} blocks of 16 B failed"), false);
-                last[i] = Some((n, f64::INFINITY));
-                continue;
+    let kinds = Kind::ALL.len();
+    // Per N and allocator: the figures of its trials, `None` where an allocation failed; the
+    // row is skipped for the allocator if it is not in `active[n]`.
+    let mut outs: Vec<Vec<Vec<Option<workloads::FreeOut>>>> =
+        s.fs_ns.iter().map(|_| (0..kinds).map(|_| Vec::new()).collect()).collect();
+    let mut active: Vec<Vec<bool>> = Vec::new();
+    for trial in 0..s.fs_trials {
+        // Per allocator: the previous N and its trial time (first trial only).
+        let mut last: Vec<Option<(usize, f64)>> = vec![None; kinds];
+        for (row, &n) in s.fs_ns.iter().enumerate() {
+            if trial == 0 {
+                active.push(
+                    last.iter()
+                        .map(|prev| match prev {
+                            Some((p, secs)) => {
+                                secs * (n as f64 / *p as f64).powi(2) <= s.fs_budget.as_secs_f64()
+                            }
+                            None => true,
+                        })
+                        .collect(),
+                );
             }
-            let per_free: Vec<f64> = outs.iter().flatten().map(|o| o.ns_per_free).collect();
-            let secs: Vec<f64> = outs.iter().flatten().map(|o| o.trial_secs).collect();
-            last[i] = Some((n, median(&secs)));
-            row.set(*kind, Cell::median_of(&per_free));
+            for j in 0..kinds {
+                let i = (trial + row + j) % kinds;
+                if !active[row][i] {
+                    continue;
+                }
+                let mut job = workloads::FreeScaling { n };
+                let out = contenders::run_fresh(Kind::ALL[i], arena, &mut job);
+                if trial == 0 {
+                    last[i] = Some((n, out.as_ref().map_or(f64::INFINITY, |o| o.trial_secs)));
+                }
+                outs[row][i].push(out);
+            }
         }
-        table.push(row);
+    }
+    for (row, &n) in s.fs_ns.iter().enumerate() {
+        let mut cells = Row::new(n.to_string());
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            let trials = &outs[row][i];
+            if !active[row][i] {
+                cells.set(*kind, Cell::skipped());
+            } else if trials.iter().any(Option::is_none) {
+                cells.set(*kind, Cell::failed("null"));
+                report.problem(*kind, format!("free scaling: allocating {n} blocks of 16 B failed"), false);
+            } else {
+                let per_free: Vec<f64> = trials.iter().flatten().map(|o| o.ns_per_free).collect();
+                cells.set(*kind, Cell::median_of(&per_free));
+            }
+        }
+        table.push(cells);
     }
     table.log_chart = true;
     report.push(table);
