@@ -347,8 +347,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if part && whole_only {
             return None;
         }
-        // SAFETY: `order < CACHE_ORDERS` (the test above); cached nodes are valid
-        // free blocks of live regions (heap invariant).
+        // SAFETY: `order < CACHE_ORDERS` (the test above); cached nodes are valid free blocks of
+        // live regions (heap invariant).
         let node = unsafe { self.cache.get_unchecked_mut(order).pop() };
         if node.is_null() {
             return None;
@@ -575,10 +575,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
-    /// naturally aligned block of order `max_order` or below, and `layout` fits it; `None` for anything
-    /// else (a larger or partial allocation, a run, any misuse), which [`Heap::check_live`] then
-    /// sorts out. The quick form of its checks, in the order that lets the common case use the
-    /// fewest registers: a function that needs none saved is a third shorter.
+    /// naturally aligned block of order `max_order` or below, and `layout` fits it; `None` for
+    /// anything else (a larger or partial allocation, a run, any misuse), which
+    /// [`Heap::check_live`] then sorts out. The quick form of its checks, in the order that lets
+    /// the common case use the fewest registers: a function that needs none saved is a third
+    /// shorter.
     #[inline(always)]
     fn live_whole(
         &self,
