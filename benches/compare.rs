@@ -578,10 +578,10 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
 
 /// Workload 4: free scaling with long free lists.
 ///
-/// The trials are outermost, as in [`sweep`]: each trial runs every N in turn, so a noisy spell of
-/// the machine hits one trial of several rows rather than every trial of one row (a row's trials
-/// back to back took about 0.1 s at N = 5000, and a slow spell lasts seconds). The first trial
-/// decides which allocators each N runs (the skip rule); the others run the same.
+/// Run through [`sweep`], trials outermost: a noisy spell of the machine hits one trial of several
+/// rows rather than every trial of one row (a row's trials back to back took about 0.1 s at
+/// N = 5000, and a slow spell lasts seconds). The first trial decides which allocators each N
+/// runs (the skip rule); the others run the same.
 fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
     let s = &cfg.settings;
     let mut table = Table::new("free_scaling", "Free scaling".to_owned(), "ns/free", false, "blocks (N)");
@@ -595,53 +595,39 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
         s.fs_trials,
         s.fs_budget.as_millis()
     ));
-    let kinds = Kind::ALL.len();
-    // Per N and allocator: the figures of its trials, `None` where an allocation failed; the
-    // row is skipped for the allocator if it is not in `active[n]`.
-    let mut outs: Vec<Vec<Vec<Option<workloads::FreeOut>>>> =
-        s.fs_ns.iter().map(|_| (0..kinds).map(|_| Vec::new()).collect()).collect();
-    let mut active: Vec<Vec<bool>> = Vec::new();
-    for trial in 0..s.fs_trials {
-        // Per allocator: the previous N and its trial time (first trial only).
-        let mut last: Vec<Option<(usize, f64)>> = vec![None; kinds];
-        for (row, &n) in s.fs_ns.iter().enumerate() {
-            if trial == 0 {
-                active.push(
-                    last.iter()
-                        .map(|prev| match prev {
-                            Some((p, secs)) => {
-                                secs * (n as f64 / *p as f64).powi(2) <= s.fs_budget.as_secs_f64()
-                            }
-                            None => true,
-                        })
-                        .collect(),
-                );
-            }
-            for j in 0..kinds {
-                let i = (trial + row + j) % kinds;
-                if !active[row][i] {
-                    continue;
-                }
-                let mut job = workloads::FreeScaling { n };
-                let out = contenders::run_fresh(Kind::ALL[i], arena, &mut job);
-                if trial == 0 {
-                    last[i] = Some((n, out.as_ref().map_or(f64::INFINITY, |o| o.trial_secs)));
-                }
-                outs[row][i].push(out);
-            }
+    // Per allocator: the previous N and its first trial's time, for the skip rule; and per N, the
+    // allocators that run (decided in the first trial, kept for the others).
+    let mut last: Vec<Option<(usize, f64)>> = vec![None; Kind::ALL.len()];
+    let mut active = vec![vec![false; Kind::ALL.len()]; s.fs_ns.len()];
+    let rows: Vec<(usize, usize)> = s.fs_ns.iter().copied().enumerate().collect();
+    // `None`: skipped; `Some(None)`: an allocation failed.
+    let results = sweep(&rows, s.fs_trials, |&(row, n), kind, trial| {
+        // `Kind::ALL` is in declaration order.
+        let i = kind as usize;
+        if trial == 0 {
+            active[row][i] = last[i].is_none_or(|(prev, secs)| {
+                secs * (n as f64 / prev as f64).powi(2) <= s.fs_budget.as_secs_f64()
+            });
         }
-    }
-    for (row, &n) in s.fs_ns.iter().enumerate() {
+        if !active[row][i] {
+            return None;
+        }
+        let out = contenders::run_fresh(kind, arena, &mut workloads::FreeScaling { n });
+        if trial == 0 {
+            last[i] = Some((n, out.as_ref().map_or(f64::INFINITY, |o| o.trial_secs)));
+        }
+        Some(out)
+    });
+    for (&n, per_kind) in s.fs_ns.iter().zip(&results) {
         let mut cells = Row::new(n.to_string());
-        for (i, kind) in Kind::ALL.iter().enumerate() {
-            let trials = &outs[row][i];
-            if !active[row][i] {
+        for (kind, trials) in Kind::ALL.iter().zip(per_kind) {
+            if trials.iter().any(Option::is_none) {
                 cells.set(*kind, Cell::skipped());
-            } else if trials.iter().any(Option::is_none) {
+            } else if trials.iter().flatten().any(Option::is_none) {
                 cells.set(*kind, Cell::failed("null"));
                 report.problem(*kind, format!("free scaling: allocating {n} blocks of 16 B failed"), false);
             } else {
-                let per_free: Vec<f64> = trials.iter().flatten().map(|o| o.ns_per_free).collect();
+                let per_free: Vec<f64> = trials.iter().flatten().flatten().map(|o| o.ns_per_free).collect();
                 cells.set(*kind, Cell::median_of(&per_free));
             }
         }
