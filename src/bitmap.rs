@@ -55,6 +55,34 @@ pub(crate) struct Bitmap {
     summary: *mut usize,
 }
 
+/// The bit that tells a cached block's first unit ([`Mark::Cached`]) from an allocated one
+/// ([`Mark::Alloc`]), and the map word that holds it. A cached block keeps it in its node
+/// (`CacheNode`), so that the allocation that takes the block clears its mark with one `xor`,
+/// without reading the region's header to find the word: a 4 KiB alloc + free pair through
+/// `LockedHeap` in 140 instructions instead of 144 (callgrind), and the allocation's chain of
+/// dependent loads one shorter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CachedBit {
+    word: *mut usize,
+    bit: usize,
+}
+
+impl CachedBit {
+    /// Turns the unit from [`Mark::Cached`] to [`Mark::Alloc`]: a cached block is allocated.
+    /// The word keeps a mark, so the summary needs no update (the fast path of an allocation).
+    ///
+    /// # Safety
+    ///
+    /// The bit must be one [`Bitmap::cache`] returned, of a map still in use, and its unit must
+    /// still carry [`Mark::Cached`].
+    #[inline(always)]
+    pub(crate) unsafe fn uncache(self) {
+        // SAFETY: the caller's contract: `word` is one of a live map's words, and the bit is
+        // set, so the `xor` clears it.
+        unsafe { *self.word ^= self.bit };
+    }
+}
+
 impl Bitmap {
     /// Map words needed for `units` units.
     const fn words_for(units: usize) -> usize {
@@ -232,30 +260,31 @@ impl Bitmap {
 
     /// Turns unit `unit` from [`Mark::Alloc`] to [`Mark::Cached`]: a whole allocation goes to a
     /// cache. The word keeps a mark, so the summary needs no update (the fast path of a free).
+    /// Returns where the bit that was set is, for [`CachedBit::uncache`].
     ///
     /// # Safety
     ///
     /// `unit` must be below the number of units the map was made for, and carry [`Mark::Alloc`].
     #[inline(always)]
-    pub(crate) unsafe fn cache(self, unit: usize) {
+    pub(crate) unsafe fn cache(self, unit: usize) -> CachedBit {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
+        let bit = (Mark::Free as usize) << shift;
         // SAFETY: `word` is one of the map's words.
-        unsafe { *word |= (Mark::Free as usize) << shift };
+        unsafe { *word |= bit };
+        CachedBit { word, bit }
     }
 
-    /// Turns unit `unit` from [`Mark::Cached`] to [`Mark::Alloc`]: a cached block is allocated.
-    /// The word keeps a mark, so the summary needs no update (the fast path of an allocation).
+    /// Where unit `unit`'s cached bit is (set or not), as [`Bitmap::cache`] returns it.
     ///
     /// # Safety
     ///
-    /// `unit` must be below the number of units the map was made for, and carry [`Mark::Cached`].
+    /// `unit` must be below the number of units the map was made for.
     #[inline(always)]
-    pub(crate) unsafe fn uncache(self, unit: usize) {
+    pub(crate) unsafe fn cached_bit(self, unit: usize) -> CachedBit {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
-        // SAFETY: `word` is one of the map's words.
-        unsafe { *word &= !((Mark::Free as usize) << shift) };
+        CachedBit { word, bit: (Mark::Free as usize) << shift }
     }
 
     /// Turns unit `unit` from [`Mark::Free`] to [`Mark::Alloc`], or back, in one step.
@@ -464,9 +493,10 @@ mod tests {
                 assert!(!map.has(unit, Mark::Free) && map.has(unit, Mark::Alloc));
                 assert!(map.any(unit, unit + 1));
                 assert!(!map.any(unit, unit));
-                map.cache(unit);
+                let bit = map.cache(unit);
                 assert_eq!(map.bits(unit), Mark::Cached as usize);
-                map.uncache(unit);
+                assert_eq!(map.cached_bit(unit), bit);
+                bit.uncache();
                 assert_eq!(map.bits(unit), Mark::Alloc as usize);
                 map.flip(unit);
                 assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));

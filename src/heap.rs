@@ -6,7 +6,7 @@ use core::ptr::{self, NonNull};
 
 use crate::bitmap::Mark;
 use crate::error::{AllocError, FreeError, HeapError};
-use crate::free_list::{CacheList, FreeList};
+use crate::free_list::{CacheList, CacheNode, FreeList};
 use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
 use crate::region::{Region, RunFit};
 use crate::stats::Stats;
@@ -280,7 +280,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let (lo, meta) = unsafe {
             (*region).next = *link;
             *link = region;
-            ((*region).lo, (*region).meta)
+            ((*region).lo, (*region).meta())
         };
         let mut at = lo;
         while at < meta {
@@ -353,22 +353,19 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if node.is_null() {
             return None;
         }
-        // SAFETY: as above.
-        let region = unsafe { (*node).region };
-        let addr = node.addr();
         if part {
-            // SAFETY: the block was cached, so it is a whole free block of `order` at `addr` in
-            // `region`, now ours.
-            return Some(unsafe { self.take_cached_part(region, addr, order, size) });
+            // SAFETY: the block was cached, so it is a whole free block of `order`, marked
+            // cached, now ours.
+            return Some(unsafe { self.take_cached_part(node, order, size) });
         }
-        // SAFETY: a cached block is in its region and marked cached; it becomes allocated.
-        let r = unsafe { &*region };
-        // SAFETY: `addr` is in the region.
-        unsafe { r.map.uncache(r.unit(addr)) };
+        // SAFETY: a cached block is marked cached, and its node holds where; it becomes
+        // allocated.
+        unsafe { (*node).mark.uncache() };
         // A cached block is counted as allocated already.
         self.requested_bytes += size;
-        // SAFETY: a block address is never 0 (regions never start at null).
-        Some(unsafe { NonNull::new_unchecked(r.ptr(addr)) })
+        // SAFETY: a block address is never 0 (regions never start at null); the node pointer has
+        // its region's provenance.
+        Some(unsafe { NonNull::new_unchecked(node.cast()) })
     }
 
     /// The rest of [`Heap::alloc`] when [`Heap::cache_alloc`] declines: a cached block kept in
@@ -494,11 +491,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline]
     pub unsafe fn try_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         // SAFETY: the caller's contract.
-        match unsafe { self.cache_free(ptr, layout) } {
+        match unsafe { self.cache_free(ptr.as_ptr().addr(), layout) } {
             CacheFree::Cached => Ok(()),
             CacheFree::Full(region, order) => {
                 // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
-                unsafe { self.free_whole_slow(region, ptr, order, layout.size()) };
+                unsafe { self.free_whole_slow(region, ptr.as_ptr().addr(), order, layout.size()) };
                 Ok(())
             }
             // SAFETY: the caller's contract.
@@ -506,8 +503,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
     }
 
-    /// The fast path of a free: puts a live allocation that is one whole block of a cached order
-    /// into its order's cache, if there is room. Tells a live whole block whose cache is full
+    /// The fast path of a free: puts the live allocation at `addr`, if it is one whole block of a
+    /// cached order, into its order's cache, if there is room. Tells a live whole block whose cache is full
     /// ([`Heap::free_whole`] frees it without checking it again) from anything else (a larger or
     /// partial allocation, any misuse), which [`Heap::free_checked`] then handles or reports; in
     /// both cases nothing is changed.
@@ -516,8 +513,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// As [`Heap::dealloc`].
     #[inline(always)]
-    pub(crate) unsafe fn cache_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> CacheFree {
-        let Some((region, unit, order)) = self.live_whole(ptr, layout, Self::MAX_CACHED_ORDER) else {
+    pub(crate) unsafe fn cache_free(&mut self, addr: usize, layout: Layout) -> CacheFree {
+        let Some((region, unit, order)) = self.live_whole(addr, layout, Self::MAX_CACHED_ORDER) else {
             return CacheFree::Declined;
         };
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
@@ -529,15 +526,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // is marked allocated, and becomes marked cached.
         unsafe {
             let r = &*region;
-            r.map.cache(unit);
-            cache.push(r.node(ptr.as_ptr().addr()), region);
+            cache.push(r.ptr(addr).cast(), r.map.cache(unit));
         }
         // (A cached block stays counted as allocated.)
         self.requested_bytes -= layout.size();
         CacheFree::Cached
     }
 
-    /// Frees the live allocation of one whole block of `order` at `ptr` in `region`, of `size`
+    /// Frees the live allocation of one whole block of `order` at `addr` in `region`, of `size`
     /// bytes, merged, and counts it freed: a free that [`Heap::cache_free`] checked and found its
     /// order's cache full. Inline, for callers that are out of line themselves
     /// ([`Heap::free_whole_slow`] is the out-of-line form).
@@ -545,18 +541,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// # Safety
     ///
     /// [`Heap::cache_free`] must have returned [`CacheFree::Full`] with `region` and `order` for
-    /// `ptr`, and a layout of `size` bytes, with nothing changed since.
+    /// `addr`, and a layout of `size` bytes, with nothing changed since.
     #[inline(always)]
-    pub(crate) unsafe fn free_whole(
-        &mut self,
-        region: *mut Region,
-        ptr: NonNull<u8>,
-        order: usize,
-        size: usize,
-    ) {
+    pub(crate) unsafe fn free_whole(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
         // SAFETY: the caller's contract: the block is ours again and on no list, and
         // `free_block` replaces its allocation mark.
-        unsafe { self.free_block(region, ptr.as_ptr().addr(), order, order, Some(Mark::Alloc)) };
+        unsafe { self.free_block(region, addr, order, order, Some(Mark::Alloc)) };
         self.allocated_bytes -= block_size(order);
         self.requested_bytes -= size;
         self.allocations -= 1;
@@ -569,12 +559,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// As [`Heap::free_whole`].
     #[inline(never)]
-    unsafe fn free_whole_slow(&mut self, region: *mut Region, ptr: NonNull<u8>, order: usize, size: usize) {
+    unsafe fn free_whole_slow(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
         // SAFETY: the caller's contract.
-        unsafe { self.free_whole(region, ptr, order, size) }
+        unsafe { self.free_whole(region, addr, order, size) }
     }
 
-    /// The region, first unit and order of the live allocation at `ptr` if it holds one whole,
+    /// The region, first unit and order of the live allocation at `addr` if it holds one whole,
     /// naturally aligned block of order `max_order` or below, and `layout` fits it; `None` for
     /// anything else (a larger or partial allocation, a run, any misuse), which
     /// [`Heap::check_live`] then sorts out. The quick form of its checks, in the order that lets
@@ -583,7 +573,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     #[inline(always)]
     fn live_whole(
         &self,
-        ptr: NonNull<u8>,
+        addr: usize,
         layout: Layout,
         max_order: usize,
     ) -> Option<(*mut Region, usize, usize)> {
@@ -593,21 +583,22 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return None;
         }
         let bytes = block_size(order);
-        let addr = ptr.as_ptr().addr();
         // Aligned to its block, so to the layout's alignment too.
         if addr & (bytes - 1) != 0 {
             return None;
         }
-        let region = self.region_of(addr);
-        // SAFETY: the region list holds live headers.
-        let r = unsafe { region.as_ref() }?;
-        // The block ends at or before the metadata. (An `addr` past the metadata's start passes
-        // this test, and fails the mark test below: only the metadata's first unit is marked.)
-        if bytes > r.meta.wrapping_sub(addr) {
-            return None;
-        }
-        let unit = r.unit(addr);
-        let end = unit + (bytes >> MIN_SHIFT);
+        // The region whose units below the metadata hold the block. (A block that is in a
+        // region but passes its metadata is in none: `check_live` tells that misuse.)
+        let mut region = self.regions;
+        let (r, off, end) = loop {
+            // SAFETY: the region list holds live headers.
+            let r = unsafe { region.as_ref() }?;
+            if let Some((off, end)) = r.below_meta(addr, bytes) {
+                break (r, off, end);
+            }
+            region = r.next;
+        };
+        let (unit, end) = (off >> MIN_SHIFT, end >> MIN_SHIFT);
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
         // metadata's first).
         let live = unsafe { r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(end) != 0 };
@@ -637,7 +628,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         ptr: NonNull<u8>,
         layout: Layout,
     ) -> Result<(*mut Region, Request), FreeError> {
-        match self.live_whole(ptr, layout, Self::MAX_ORDER) {
+        match self.live_whole(ptr.as_ptr().addr(), layout, Self::MAX_ORDER) {
             Some((region, _, order)) => Ok((region, Request { order, units: 1 << order })),
             None => self.check_live_slow(ptr, layout),
         }
@@ -723,8 +714,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let Some(cache) = self.cache.get_mut(order).filter(|c| c.len < limit) else { return false };
         // SAFETY: the caller's contract; `region` is live.
         unsafe {
-            (*region).map.cache((*region).unit(addr));
-            cache.push((*region).node(addr), region);
+            let r = &*region;
+            cache.push(r.ptr(addr).cast(), r.map.cache(r.unit(addr)));
         }
         true
     }
@@ -962,12 +953,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                     break;
                 }
                 any = true;
-                // SAFETY: as above: the block is whole, of `order`, on no list; `free_block`
-                // replaces its cached mark.
-                unsafe {
-                    let region = (*node).region;
-                    self.free_block(region, node.addr(), order, usize::MAX, Some(Mark::Cached));
-                }
+                let addr = node.addr();
+                let region = self.region_of(addr);
+                // SAFETY: as above: the block is whole, of `order`, in `region`, on no list;
+                // `free_block` replaces its cached mark.
+                unsafe { self.free_block(region, addr, order, usize::MAX, Some(Mark::Cached)) };
                 // It was counted as allocated while cached.
                 self.allocated_bytes -= block_size(order);
                 self.allocations -= 1;
@@ -1116,19 +1106,19 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if bits & Mark::Free as usize != 0 {
             return Err(FreeError::DoubleFree { ptr: p });
         }
-        if bits != Mark::Alloc as usize || addr == region.meta {
+        if bits != Mark::Alloc as usize || addr == region.meta() {
             return Err(FreeError::NotAllocated { ptr: p });
         }
         // The allocation ends where the next block or allocation starts (or at the metadata),
         // so the unit after the layout's end must start one.
         let wrong = FreeError::WrongLayout { ptr: p, size: layout.size() };
         // A live allocation ends at or before the metadata (and `addr < meta` here).
-        if request.bytes() > region.meta - addr {
+        if request.bytes() > region.meta() - addr {
             return Err(wrong);
         }
         // SAFETY: the allocation's exact end is in the region (just checked).
         request = unsafe { self.held(region, unit, request) };
-        if request.bytes() > region.meta - addr {
+        if request.bytes() > region.meta() - addr {
             return Err(wrong);
         }
         let end_unit = unit + request.units;
@@ -1257,34 +1247,34 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The end of [`Heap::cache_alloc`] for a request that keeps only part of the cached block
-    /// ([`Fit::Exact`], or [`Fit::Adaptive`] on a heap short of memory): splits the rest off to the free lists and returns the allocation. Out of
-    /// line, so that the cached path keeps fewer values across a call.
+    /// ([`Fit::Exact`], or [`Fit::Adaptive`] on a heap short of memory): splits the rest off to
+    /// the free lists and returns the allocation. Out of line, so that the cached path keeps
+    /// fewer values across a call.
     ///
     /// # Safety
     ///
-    /// A whole block of `order` at `addr` in `region`, just taken from the cache, must be ours
-    /// and still marked cached; `size` must need fewer than `2^order` units.
+    /// The whole block of `order` at `node`, just taken from the cache, must be ours and still
+    /// marked cached; `size` must need fewer than `2^order` units.
     #[inline(never)]
-    unsafe fn take_cached_part(
-        &mut self,
-        region: *mut Region,
-        addr: usize,
-        order: usize,
-        size: usize,
-    ) -> NonNull<u8> {
+    unsafe fn take_cached_part(&mut self, node: *mut CacheNode, order: usize, size: usize) -> NonNull<u8> {
         let units = order::units_of(size);
-        // SAFETY: the caller's contract; `Exact` keeps only the units asked for.
+        // SAFETY: the caller's contract: the node is intact until the split writes the tail's.
+        let mark = unsafe { (*node).mark };
+        let addr = node.addr();
+        let region = self.region_of(addr);
+        // SAFETY: the caller's contract (a cached block lies in a live region, so `region` is
+        // that region); `Exact` keeps only the units asked for.
         unsafe { self.split(region, addr, order, units) };
         // The cached block was counted whole; the split-off tail is free.
         self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
         self.partial += 1;
         self.requested_bytes += size;
-        // SAFETY: `region` is live and holds `addr`, marked cached; it becomes allocated. A block
-        // address is never 0 (regions never start at null).
+        // SAFETY: the block's first unit is still marked cached, and becomes allocated. A block
+        // address is never 0 (regions never start at null); the node pointer has its region's
+        // provenance.
         unsafe {
-            let r = &*region;
-            r.map.uncache(r.unit(addr));
-            NonNull::new_unchecked(r.ptr(addr))
+            mark.uncache();
+            NonNull::new_unchecked(node.cast())
         }
     }
 

@@ -232,8 +232,7 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let Some(ptr) = NonNull::new(ptr) else { return };
-        // SAFETY: `GlobalAlloc::dealloc`'s contract.
+        // SAFETY: `GlobalAlloc::dealloc`'s contract (a null `ptr` is let through).
         unsafe { Self::free_locked(self.inner.lock(), ptr, layout) }
     }
 
@@ -266,7 +265,7 @@ unsafe impl<const ORDERS: usize, R: RawMutex> GlobalAlloc for LockedHeap<ORDERS,
             unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
             // SAFETY: `old` is still live with `layout`; the free checks it again, as the heap
             // changed while unlocked.
-            unsafe { Self::free_locked(self.inner.lock(), old, layout) };
+            unsafe { Self::free_locked(self.inner.lock(), ptr, layout) };
         } else {
             // SAFETY: as above.
             unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), bytes) };
@@ -290,17 +289,20 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     /// Frees `ptr` under the lock `inner` holds, and releases it: into a cache inline, or
     /// through [`LockedHeap::free_full`] or [`LockedHeap::dealloc_slow`].
     ///
+    /// A null `ptr` does nothing, and costs the cached path no test: no region holds address 0,
+    /// so `cache_free` declines it, and `dealloc_slow` tells it.
+    ///
     /// # Safety
     ///
-    /// As [`GlobalAlloc::dealloc`].
+    /// As [`GlobalAlloc::dealloc`], or `ptr` null.
     #[inline(always)]
-    unsafe fn free_locked(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
+    unsafe fn free_locked(mut inner: Guard<'_, ORDERS, R>, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-        match unsafe { inner.heap.cache_free(ptr, layout) } {
+        match unsafe { inner.heap.cache_free(ptr.addr(), layout) } {
             CacheFree::Cached => {}
             // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
             CacheFree::Full(region, order) => unsafe {
-                Self::free_full(inner, ptr, order, region, layout.size())
+                Self::free_full(inner, ptr.addr(), order, region, layout.size())
             },
             // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
             CacheFree::Declined => unsafe { Self::dealloc_slow(inner, ptr, layout) },
@@ -322,18 +324,18 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     ///
     /// # Safety
     ///
-    /// `cache_free` returned `CacheFree::Full(region, order)` for `ptr` and a layout of `size`
+    /// `cache_free` returned `CacheFree::Full(region, order)` for `addr` and a layout of `size`
     /// bytes, with nothing changed since.
     #[inline(never)]
     unsafe fn free_full(
         mut inner: Guard<'_, ORDERS, R>,
-        ptr: NonNull<u8>,
+        addr: usize,
         order: usize,
         region: *mut Region,
         size: usize,
     ) {
         // SAFETY: the caller's contract is `Heap::free_whole`'s.
-        unsafe { inner.heap.free_whole(region, ptr, order, size) };
+        unsafe { inner.heap.free_whole(region, addr, order, size) };
     }
 
     /// The rest of a free that [`Heap::cache_free`] declined (a larger or partial allocation, or
@@ -342,9 +344,10 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     ///
     /// # Safety
     ///
-    /// As [`GlobalAlloc::dealloc`].
+    /// As [`GlobalAlloc::dealloc`], or `ptr` null (nothing is done).
     #[inline(never)]
-    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: NonNull<u8>, layout: Layout) {
+    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: *mut u8, layout: Layout) {
+        let Some(ptr) = NonNull::new(ptr) else { return };
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
         let result = unsafe { inner.heap.free_checked(ptr, layout) };
         drop(inner);

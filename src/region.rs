@@ -26,9 +26,10 @@ pub(crate) struct Region {
     pub(crate) lo: usize,
     /// Bytes of units, metadata included; `lo + span` does not overflow.
     pub(crate) span: usize,
-    /// Address of the metadata (this header): the units from here to `lo + span` are not for
-    /// allocation.
-    pub(crate) meta: usize,
+    /// Bytes of units below the metadata (this header, at [`Region::meta`]): the units from
+    /// `lo + usable` to `lo + span` are not for allocation. Kept as a length, the fast paths'
+    /// one bound ([`Region::below_meta`]).
+    usable: usize,
     /// What each unit starts: a free block, an allocation, or nothing.
     pub(crate) map: Bitmap,
     /// The next region, by address, or null.
@@ -101,7 +102,7 @@ impl Region {
             end,
             lo,
             span: hi - lo,
-            meta,
+            usable: meta - lo,
             map,
             next: core::ptr::null_mut(),
         };
@@ -112,6 +113,12 @@ impl Region {
         Ok(header)
     }
 
+    /// Address of the metadata (this header).
+    #[inline(always)]
+    pub(crate) fn meta(&self) -> usize {
+        self.lo + self.usable
+    }
+
     /// One past the last unit.
     #[inline(always)]
     pub(crate) fn top(&self) -> usize {
@@ -120,7 +127,7 @@ impl Region {
 
     /// Bytes of metadata.
     pub(crate) fn meta_bytes(&self) -> usize {
-        self.top() - self.meta
+        self.top() - self.meta()
     }
 
     /// Whether the block `[addr, addr + size)` lies inside the region's units.
@@ -128,6 +135,18 @@ impl Region {
     pub(crate) fn holds(&self, addr: usize, size: usize) -> bool {
         let off = addr.wrapping_sub(self.lo);
         off < self.span && self.span - off >= size
+    }
+
+    /// The offsets from the first unit of the start and the end of `[addr, addr + size)`, if it
+    /// lies in the units below the metadata. One subtraction, one addition and two branches:
+    /// an `addr` below the region wraps to an offset whose addition carries or passes the bound.
+    #[inline(always)]
+    pub(crate) fn below_meta(&self, addr: usize, size: usize) -> Option<(usize, usize)> {
+        let off = addr.wrapping_sub(self.lo);
+        match off.checked_add(size) {
+            Some(end) if end <= self.usable => Some((off, end)),
+            _ => None,
+        }
     }
 
     /// Whether `addr` is in the region's units.
@@ -164,7 +183,7 @@ impl Region {
     /// `from < end`; the region's bitmap must be consistent.
     pub(crate) unsafe fn run_is_free(&self, from: usize, end: usize) -> bool {
         // The metadata's first unit is marked allocated, so no run reaches past it.
-        if !self.contains(from) || end > self.meta {
+        if !self.contains(from) || end > self.meta() {
             return false;
         }
         let (unit, last) = (self.unit(from), (end - self.lo) >> MIN_SHIFT);
@@ -210,7 +229,7 @@ impl Region {
         // No need to look past `enough` bytes from the run's start (plus the alignment); the
         // metadata's first unit is marked allocated, so no run reaches past it.
         let reach = window.saturating_add(align >> MIN_SHIFT);
-        let ceil = first.saturating_add(reach).max(unit + 1).min(self.unit(self.meta));
+        let ceil = first.saturating_add(reach).max(unit + 1).min(self.unit(self.meta()));
         // SAFETY: `ceil` is at most the metadata's unit, inside the map.
         let last = unsafe { self.map.run_end(unit, ceil) };
         let head = self.lo + (first << MIN_SHIFT);
@@ -292,12 +311,12 @@ mod tests {
         let r = unsafe { &*region };
         assert_eq!(r.lo, align_up(start.addr() + 3).unwrap());
         assert_eq!(r.top(), align_down(start.addr() + 4003));
-        assert!(r.meta > r.lo && r.meta < r.top());
-        assert_eq!(region.addr(), r.meta);
+        assert!(r.meta() > r.lo && r.meta() < r.top());
+        assert_eq!(region.addr(), r.meta());
         // SAFETY: in range.
         unsafe {
-            assert!(r.map.has(r.unit(r.meta), Mark::Alloc));
-            assert!(!r.map.any(0, r.unit(r.meta)));
+            assert!(r.map.has(r.unit(r.meta()), Mark::Alloc));
+            assert!(!r.map.any(0, r.unit(r.meta())));
             assert_eq!(r.map.count_free(r.unit(r.top() - MIN_BLOCK) + 1), 0);
         }
         assert!(r.holds(r.lo, MIN_BLOCK));

@@ -15,8 +15,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// - the list lengths match `nr_free`, the bitmask of non-empty orders, and the number of
     ///   free bits in the bitmaps;
     /// - no two free blocks overlap, and no free block overlaps an allocation;
-    /// - every cached block is whole, aligned, marked free and tagged as cached, and each cache
-    ///   holds at most its limit;
+    /// - every cached block is whole, aligned and marked cached, its node names that mark, and
+    ///   each cache holds at most its limit;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
     /// - the bitmap's summary marks exactly the map words that have a mark;
@@ -52,7 +52,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // (A corrupted list can point anywhere: this checker is for heaps that are at
                 // most corrupted in ways it can still walk.)
                 let node = unsafe { &*at };
-                let r = self.check_free_block(at, order, false)?;
+                let (region, r) = self.check_free_block(at.addr(), order, false)?;
+                if node.region != region {
+                    return fail("free block outside its region", at.cast());
+                }
+                if node.order != order {
+                    return fail("free block on the wrong list", at.cast());
+                }
                 if node.prev != prev {
                     return fail("broken back link", at.cast());
                 }
@@ -86,13 +92,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 if count == cache.len {
                     return fail("cache list longer than its count (or cyclic)", at.cast());
                 }
-                self.check_free_block(at, order, true)?;
+                let (_, r) = self.check_free_block(at.addr(), order, true)?;
+                // SAFETY: a node reached from a cache head; if the heap is intact it is valid.
+                let node = unsafe { &*at };
+                // SAFETY: the block is inside the region (checked above).
+                if node.mark != unsafe { r.map.cached_bit(r.unit(at.addr())) } {
+                    return fail("cached block's node names another mark", at.cast());
+                }
                 // (A cached block is counted in `allocated_bytes`.)
                 count += 1;
-                // SAFETY: a node reached from a cache head; its `next` is written if the heap is
-                // intact (a cached node's other fields may not be: only `next` and `region` are
-                // read).
-                at = unsafe { (*at).next };
+                at = node.next;
             }
             if count != cache.len {
                 return fail("cache list shorter than its count", cache.head().cast());
@@ -126,26 +135,24 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         Ok(())
     }
 
-    /// Checks one listed (`cached` false) or cached block of `order`: in its region, naturally
-    /// aligned, below the metadata, marked free (or cached), with nothing else starting inside
-    /// it, and a listed block's node tagged with its list's order. Returns its region.
-    fn check_free_block(&self, at: *mut FreeNode, order: usize, cached: bool) -> Result<&Region, Corruption> {
-        let fail = |what| Err(Corruption { what, at: at.cast_const().cast() });
-        let addr = at.addr();
+    /// Checks one listed (`cached` false) or cached block of `order` at `addr`: in a region,
+    /// naturally aligned, below the metadata, marked free (or cached), with nothing else
+    /// starting inside it. Returns its region. (The callers check the node.)
+    fn check_free_block(
+        &self,
+        addr: usize,
+        order: usize,
+        cached: bool,
+    ) -> Result<(*mut Region, &Region), Corruption> {
+        let fail = |what| Err(Corruption { what, at: core::ptr::without_provenance(addr) });
         let region = self.region_of(addr);
-        // SAFETY: a node reached from a list or cache head; its `region` is written if the heap
-        // is intact.
-        if region.is_null() || region != unsafe { (*at).region } {
+        if region.is_null() {
             return fail("free block outside its region");
-        }
-        // SAFETY: as above: a listed node is written whole (a cached one's order is not read).
-        if !cached && unsafe { (*at).order } != order {
-            return fail("free block on the wrong list");
         }
         // SAFETY: a live region.
         let r = unsafe { &*region };
         let size = block_size(order);
-        if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta {
+        if addr % size != 0 || !r.holds(addr, size) || addr + size > r.meta() {
             return fail("free block misaligned or past its region");
         }
         let unit = r.unit(addr);
@@ -158,13 +165,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
             return fail("free block overlaps another block");
         }
-        Ok(r)
+        Ok((region, r))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::free_list::CacheNode;
     use core::alloc::Layout;
 
     /// A heap over a fresh, leaked, page-aligned 64 KiB arena, with the cache on.
@@ -214,10 +222,23 @@ mod tests {
         // SAFETY: `p` is live with `l`.
         unsafe { h.dealloc(p, l) };
         assert_eq!(h.cache[1].len, 1, "the order-1 block is cached");
-        let region = h.region_of(p.as_ptr().addr());
-        // SAFETY: a live region; clearing the mark is the corruption under test.
-        unsafe { (*region).map.uncache((*region).unit(p.as_ptr().addr())) };
+        // SAFETY: the cached node at `p` is intact; clearing its mark is the corruption under
+        // test.
+        unsafe { (*h.cache[1].head()).mark.uncache() };
         assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free (or cached)");
+
+        // A cached node whose mark was overwritten (a use after free): the next allocation from
+        // the cache would clear some other unit's bit.
+        let mut h = heap();
+        let p = h.alloc(l).unwrap();
+        let q = h.alloc(l).unwrap();
+        // SAFETY: `p` and `q` are live with `l`.
+        unsafe { (h.dealloc(p, l), h.dealloc(q, l)) };
+        let (head, second) = (h.cache[1].head(), p.as_ptr().cast::<CacheNode>());
+        // SAFETY: both nodes are intact cached nodes; copying one's mark into the other is the
+        // corruption under test.
+        unsafe { (*head).mark = (*second).mark };
+        assert_eq!(h.check_invariants().unwrap_err().what, "cached block's node names another mark");
 
         // Accounting that no longer adds up.
         let mut h = heap();
