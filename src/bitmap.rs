@@ -84,6 +84,9 @@ impl CachedBit {
 }
 
 impl Bitmap {
+    /// The map of no region: its methods must not be called.
+    pub(crate) const NONE: Bitmap = Bitmap { words: core::ptr::null_mut(), summary: core::ptr::null_mut() };
+
     /// Map words needed for `units` units.
     const fn words_for(units: usize) -> usize {
         units.div_ceil(UNITS_PER_WORD)

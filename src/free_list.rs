@@ -126,13 +126,15 @@ pub(crate) struct CacheNode {
 #[derive(Debug)]
 pub(crate) struct CacheList {
     head: *mut CacheNode,
-    /// Number of blocks held.
-    pub(crate) len: usize,
+    /// Blocks it may still take: the heap's limit minus the blocks held (below 0 while it holds
+    /// more than a lowered limit). Counting down, a free asks whether there is room with one
+    /// comparison against 0, without reading the limit.
+    pub(crate) room: isize,
 }
 
 impl CacheList {
     /// An empty cache.
-    pub(crate) const EMPTY: CacheList = CacheList { head: ptr::null_mut(), len: 0 };
+    pub(crate) const EMPTY: CacheList = CacheList { head: ptr::null_mut(), room: 0 };
 
     /// The first block, or null.
     #[inline(always)]
@@ -150,7 +152,7 @@ impl CacheList {
         // SAFETY: the caller gives a writable, unlisted node.
         unsafe { node.write(CacheNode { next: self.head, mark }) };
         self.head = node;
-        self.len += 1;
+        self.room -= 1;
     }
 
     /// Takes the first block, or returns null if there is none.
@@ -164,7 +166,7 @@ impl CacheList {
         if !node.is_null() {
             // SAFETY: `node` is held, so valid for reads.
             self.head = unsafe { (*node).next };
-            self.len -= 1;
+            self.room += 1;
         }
         node
     }

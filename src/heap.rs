@@ -4,11 +4,11 @@ use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
-use crate::bitmap::Mark;
+use crate::bitmap::{Bitmap, Mark};
 use crate::error::{AllocError, FreeError, HeapError};
 use crate::free_list::{CacheList, CacheNode, FreeList};
 use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
-use crate::region::{Region, RunFit};
+use crate::region::{Bounds, Region, RunFit};
 use crate::stats::Stats;
 
 mod check;
@@ -42,16 +42,17 @@ mod check;
 /// unsafe { heap.dealloc(block, layout) };
 /// assert_eq!(heap.stats().allocated_bytes, 0);
 /// ```
-// `repr(C)`, hot fields first: what the cached paths read and write sits in one cache line (in a
-// `LockedHeap`, the line after the lock's), then the caches, then the free lists. A program that
-// works between its allocations evicts the allocator's lines: with 64 KiB touched between 64 B
-// alloc + free pairs, cachegrind (32 KiB L1) counts 10.3 L1 misses per pair outside the touching
-// loop instead of 12.3 with the fields in the compiler's order.
+// `repr(C)`, hot fields first: the first region's bounds and the counters the cached paths read
+// and write fill one cache line (in a `LockedHeap`, the line after the lock's), the region list's
+// head (which a free reads too) starts the next, then the caches, then the free lists. A program
+// that works between its allocations evicts the allocator's lines: with 64 KiB touched between
+// 64 B alloc + free pairs, cachegrind (32 KiB L1) counted 10.3 L1 misses per pair outside the
+// touching loop instead of 12.3 with the fields in the compiler's order.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Heap<const ORDERS: usize = 32> {
-    /// The regions, by address.
-    regions: *mut Region,
+    /// A copy of the first region's [`Bounds`] (of `regions`'s head), or [`Bounds::NONE`].
+    first: Bounds,
     /// Allocated bytes from which new allocations keep only the units they need: `total_bytes /
     /// TRIM_PART` under [`Fit::Adaptive`], always (0) under [`Fit::Exact`], never (`usize::MAX`)
     /// under [`Fit::PowerOfTwo`]. See [`Heap::keeps_whole`]; one comparison answers for all.
@@ -71,7 +72,9 @@ pub struct Heap<const ORDERS: usize = 32> {
     /// with the block's: it keeps no whole blocks for smaller sizes, and a layout that asks for
     /// fewer units than its block's is either partial or misuse.
     partial: usize,
-    /// Blocks each cache list may hold; 0 turns the cache off.
+    /// The regions, by address.
+    regions: *mut Region,
+    /// Blocks each cache list may hold (at most `isize::MAX`); 0 turns the cache off.
     cache_limit: usize,
     /// Bit `k` is set when list `k` is not empty.
     avail: usize,
@@ -159,6 +162,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         Heap {
             lists: [FreeList::EMPTY; ORDERS],
             avail: 0,
+            first: Bounds::NONE,
             regions: ptr::null_mut(),
             fit,
             total_bytes: 0,
@@ -190,7 +194,18 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// turns it on (16 blocks per order); a bare `Heap` has it off, so its placement is the plain
     /// buddy rules.
     pub const fn with_cache(mut self, blocks_per_order: usize) -> Self {
-        self.cache_limit = blocks_per_order;
+        // A limit beyond `isize::MAX` blocks is no limit either way. Each cache's room moves by
+        // the change of the limit (below 0 if it holds more blocks than the new limit: they stay
+        // until taken).
+        let limit =
+            if blocks_per_order > isize::MAX as usize { isize::MAX } else { blocks_per_order as isize };
+        let more = limit - self.cache_limit as isize;
+        let mut order = 0;
+        while order < CACHE_ORDERS {
+            self.cache[order].room += more;
+            order += 1;
+        }
+        self.cache_limit = limit as usize;
         self
     }
 
@@ -280,6 +295,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let (lo, meta) = unsafe {
             (*region).next = *link;
             *link = region;
+            self.first = (*self.regions).bounds();
             ((*region).lo, (*region).meta())
         };
         let mut at = lo;
@@ -514,20 +530,17 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// As [`Heap::dealloc`].
     #[inline(always)]
     pub(crate) unsafe fn cache_free(&mut self, addr: usize, layout: Layout) -> CacheFree {
-        let Some((region, unit, order)) = self.live_whole(addr, layout, Self::MAX_CACHED_ORDER) else {
+        let Some((region, map, unit, order)) = self.live_whole(addr, layout, Self::MAX_CACHED_ORDER) else {
             return CacheFree::Declined;
         };
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
-        if cache.len >= self.cache_limit {
+        if cache.room <= 0 {
             return CacheFree::Full(region, order);
         }
         // SAFETY: the allocation is one whole block of the live `region`, ours again; its unit
         // is marked allocated, and becomes marked cached.
-        unsafe {
-            let r = &*region;
-            cache.push(r.ptr(addr).cast(), r.map.cache(unit));
-        }
+        unsafe { cache.push((*region).ptr(addr).cast(), map.cache(unit)) };
         // (A cached block stays counted as allocated.)
         self.requested_bytes -= layout.size();
         CacheFree::Cached
@@ -576,7 +589,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         addr: usize,
         layout: Layout,
         max_order: usize,
-    ) -> Option<(*mut Region, usize, usize)> {
+    ) -> Option<(*mut Region, Bitmap, usize, usize)> {
         let size = layout.size();
         let order = order::layout_order(size, layout.align());
         if order > max_order {
@@ -587,25 +600,31 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if addr & (bytes - 1) != 0 {
             return None;
         }
-        // The region whose units below the metadata hold the block. (A block that is in a
-        // region but passes its metadata is in none: `check_live` tells that misuse.)
-        let mut region = self.regions;
-        let (r, off, end) = loop {
-            // SAFETY: the region list holds live headers.
-            let r = unsafe { region.as_ref() }?;
-            if let Some((off, end)) = r.below_meta(addr, bytes) {
-                break (r, off, end);
+        // The region whose units below the metadata hold the block: the first one, whose bounds
+        // the heap keeps, or a later one. (A block that is in a region but passes its metadata
+        // is in none: `check_live` tells that misuse.)
+        let (region, map, off, end) = match self.first.below_meta(addr, bytes) {
+            Some((off, end)) => (self.regions, self.first.map, off, end),
+            None => {
+                let mut region = self.regions;
+                loop {
+                    // SAFETY: the region list holds live headers.
+                    let r = unsafe { region.as_ref() }?;
+                    if let Some((off, end)) = r.bounds().below_meta(addr, bytes) {
+                        break (region, r.map, off, end);
+                    }
+                    region = r.next;
+                }
             }
-            region = r.next;
         };
         let (unit, end) = (off >> MIN_SHIFT, end >> MIN_SHIFT);
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
         // metadata's first).
-        let live = unsafe { r.map.bits(unit) == Mark::Alloc as usize && r.map.bits(end) != 0 };
+        let live = unsafe { map.bits(unit) == Mark::Alloc as usize && map.bits(end) != 0 };
         // Debug builds also check that nothing else starts inside the block, as `check_live`
         // does.
         // SAFETY: the range is in the region.
-        if !live || (cfg!(debug_assertions) && unsafe { r.map.any(unit + 1, end) }) {
+        if !live || (cfg!(debug_assertions) && unsafe { map.any(unit + 1, end) }) {
             return None;
         }
         // Only a heap with partial allocations has to ask whether this one is ([`Heap::held`]).
@@ -613,11 +632,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             let request = Request { order, units: order::units_of(size) };
             // SAFETY: `units <= 2^order`, so the unit at their end is in the block or the one
             // after it, which is in the region.
-            if unsafe { self.held(r, unit, request) }.is_partial() {
+            if unsafe { self.held(map, unit, request) }.is_partial() {
                 return None;
             }
         }
-        Some((region, unit, order))
+        Some((region, map, unit, order))
     }
 
     /// The region and request of the live allocation at `ptr` (as [`Heap::check_live`]), with
@@ -629,7 +648,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         layout: Layout,
     ) -> Result<(*mut Region, Request), FreeError> {
         match self.live_whole(ptr.as_ptr().addr(), layout, Self::MAX_ORDER) {
-            Some((region, _, order)) => Ok((region, Request { order, units: 1 << order })),
+            Some((region, _, _, order)) => Ok((region, Request { order, units: 1 << order })),
             None => self.check_live_slow(ptr, layout),
         }
     }
@@ -710,8 +729,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// allocated, with no mark inside it.
     #[inline(always)]
     unsafe fn try_cache(&mut self, region: *mut Region, addr: usize, order: usize) -> bool {
-        let limit = self.cache_limit;
-        let Some(cache) = self.cache.get_mut(order).filter(|c| c.len < limit) else { return false };
+        let Some(cache) = self.cache.get_mut(order).filter(|c| c.room > 0) else { return false };
         // SAFETY: the caller's contract; `region` is live.
         unsafe {
             let r = &*region;
@@ -1002,7 +1020,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             metadata_bytes += r.meta_bytes();
             at = r.next;
         }
-        let cached = self.cache.iter().rposition(|c| c.len > 0).map_or(0, block_size);
+        let cached = (0..CACHE_ORDERS).rposition(|k| self.cache_len(k) > 0).map_or(0, block_size);
         let listed = if self.avail == 0 { 0 } else { block_size(order::floor_log2(self.avail)) };
         let largest_free_block = listed.max(cached);
         // Cached blocks are counted in `allocated_bytes` and `allocations` (see the fields).
@@ -1018,7 +1036,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             largest_free_block,
             allocations: self.allocations - cached_blocks,
             free_blocks: core::array::from_fn(|k| {
-                self.lists[k].nr_free + self.cache.get(k).map_or(0, |c| c.len)
+                self.lists[k].nr_free + if k < CACHE_ORDERS { self.cache_len(k) } else { 0 }
             }),
         }
     }
@@ -1044,19 +1062,19 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         Some(request)
     }
 
-    /// The request a live allocation at `unit` in `r`, made for a layout of `request`, holds:
+    /// The request a live allocation at `unit` in `map`, made for a layout of `request`, holds:
     /// under [`Fit::Adaptive`], one made while the heap was loose kept its whole block
     /// ([`Heap::keeps_whole`]), which the bitmap tells: nothing starts at its exact end.
     ///
     /// # Safety
     ///
-    /// `unit + request.units` must be a unit of `r` (at most the metadata's first).
+    /// `unit + request.units` must be a unit of `map` (at most the metadata's first).
     #[inline(always)]
-    unsafe fn held(&self, r: &Region, unit: usize, mut request: Request) -> Request {
+    unsafe fn held(&self, map: Bitmap, unit: usize, mut request: Request) -> Request {
         if self.fit == Fit::Adaptive
             && request.is_partial()
             // SAFETY: the caller's contract.
-            && unsafe { r.map.bits(unit + request.units) } == 0
+            && unsafe { map.bits(unit + request.units) } == 0
         {
             request.units = 1 << request.order;
         }
@@ -1065,10 +1083,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 
     /// Blocks and bytes held in the cache.
     fn cached(&self) -> (usize, usize) {
-        self.cache
-            .iter()
-            .enumerate()
-            .fold((0, 0), |(n, b), (order, c)| (n + c.len, b + c.len * block_size(order)))
+        (0..CACHE_ORDERS)
+            .fold((0, 0), |(n, b), k| (n + self.cache_len(k), b + self.cache_len(k) * block_size(k)))
+    }
+
+    /// Blocks held in cache `order` (below [`CACHE_ORDERS`]).
+    fn cache_len(&self, order: usize) -> usize {
+        (self.cache_limit as isize - self.cache[order].room) as usize
     }
 
     /// The region whose units contain `addr`, or null.
@@ -1117,7 +1138,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return Err(wrong);
         }
         // SAFETY: the allocation's exact end is in the region (just checked).
-        request = unsafe { self.held(region, unit, request) };
+        request = unsafe { self.held(region.map, unit, request) };
         if request.bytes() > region.meta() - addr {
             return Err(wrong);
         }
@@ -1572,12 +1593,12 @@ mod tests {
 
     #[test]
     fn size_matches_the_readme() {
-        // The README states `3 × ORDERS + 38` words, and 1152 bytes for a `LockedHeap<32>` on
+        // The README states `3 × ORDERS + 42` words, and 1216 bytes for a `LockedHeap<32>` on
         // 64-bit targets (the lock's cache line, then the heap and the arena's two words).
-        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 38) * size_of::<usize>());
-        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 38) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 42) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 42) * size_of::<usize>());
         #[cfg(target_pointer_width = "64")]
-        assert_eq!(size_of::<crate::LockedHeap<32>>(), 1152);
+        assert_eq!(size_of::<crate::LockedHeap<32>>(), 1216);
     }
 
     #[test]

@@ -242,3 +242,35 @@ fn an_exact_allocation_whose_tail_is_free_comes_back_whole() {
     heap.check_invariants().unwrap();
     assert_eq!(heap.stats(), fresh);
 }
+
+#[test]
+fn a_heap_in_use_can_change_its_cache_limit() {
+    let mut heap = cached_heap(Fit::PowerOfTwo, 4);
+    let fresh = heap.stats();
+    let l = layout(MIN, 8);
+    let blocks: Vec<_> = (0..8).map(|_| heap.alloc(l).unwrap()).collect();
+    // SAFETY: live with `l`.
+    unsafe { blocks[..4].iter().for_each(|&p| heap.dealloc(p, l)) };
+    let cached = heap.stats().free_blocks[0];
+    // Lowered below what it holds: the four stay cached, and the next frees go to the lists.
+    let mut heap = heap.with_cache(2);
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.stats().free_blocks[0], cached);
+    // SAFETY: live with `l`.
+    unsafe { heap.dealloc(blocks[4], l) };
+    heap.check_invariants().unwrap();
+    let again: Vec<_> = (0..4).map(|_| heap.alloc(l).unwrap()).collect();
+    assert_eq!(again, [blocks[3], blocks[2], blocks[1], blocks[0]], "the four come back from the cache");
+    // Now below the limit again: two frees are cached, the third is not.
+    // SAFETY: live with `l`.
+    unsafe { again.iter().for_each(|&p| heap.dealloc(p, l)) };
+    heap.check_invariants().unwrap();
+    // Raised: room for more.
+    let mut heap = heap.with_cache(16);
+    // SAFETY: live with `l`.
+    unsafe { blocks[5..].iter().for_each(|&p| heap.dealloc(p, l)) };
+    heap.check_invariants().unwrap();
+    assert!(heap.coalesce());
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.stats(), fresh);
+}

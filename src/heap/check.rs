@@ -16,7 +16,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///   free bits in the bitmaps;
     /// - no two free blocks overlap, and no free block overlaps an allocation;
     /// - every cached block is whole, aligned and marked cached, its node names that mark, and
-    ///   each cache holds at most its limit;
+    ///   each cache's count of blocks matches its list;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
     /// - the bitmap's summary marks exactly the map words that have a mark;
@@ -83,13 +83,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
         // Cached blocks: whole blocks of their order, marked cached.
         for (order, cache) in self.cache.iter().enumerate() {
-            if cache.len > self.cache_limit {
-                return fail("cache holds more blocks than its limit", cache.head().cast());
+            // Room above the limit would count fewer than no blocks. (Below 0 it is allowed: a
+            // lowered limit leaves the blocks held.)
+            if cache.room > self.cache_limit as isize {
+                return fail("cache has more room than its limit", cache.head().cast());
             }
+            let len = self.cache_len(order);
             let mut at = cache.head();
             let mut count = 0;
             while !at.is_null() {
-                if count == cache.len {
+                if count == len {
                     return fail("cache list longer than its count (or cyclic)", at.cast());
                 }
                 let (_, r) = self.check_free_block(at.addr(), order, true)?;
@@ -103,7 +106,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 count += 1;
                 at = node.next;
             }
-            if count != cache.len {
+            if count != len {
                 return fail("cache list shorter than its count", cache.head().cast());
             }
             free_blocks += count;
@@ -221,7 +224,7 @@ mod tests {
         let p = h.alloc(l).unwrap();
         // SAFETY: `p` is live with `l`.
         unsafe { h.dealloc(p, l) };
-        assert_eq!(h.cache[1].len, 1, "the order-1 block is cached");
+        assert_eq!(h.cache_len(1), 1, "the order-1 block is cached");
         // SAFETY: the cached node at `p` is intact; clearing its mark is the corruption under
         // test.
         unsafe { (*h.cache[1].head()).mark.uncache() };
