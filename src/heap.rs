@@ -618,9 +618,11 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
         };
         let (unit, end) = (off >> MIN_SHIFT, end >> MIN_SHIFT);
+        // Something starts right after the block, and the block is allocated. (The unit after
+        // first: its word is then dead before the block's is read, and kept for the cached mark.)
         // SAFETY: the block is in the region's units, and so is the unit after it (at most the
         // metadata's first).
-        let live = unsafe { map.bits(unit) == Mark::Alloc as usize && map.bits(end) != 0 };
+        let live = unsafe { map.bits(end) != 0 && map.bits(unit) == Mark::Alloc as usize };
         // Debug builds also check that nothing else starts inside the block, as `check_live`
         // does.
         // SAFETY: the range is in the region.
