@@ -520,10 +520,10 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// The fast path of a free: puts the live allocation at `addr`, if it is one whole block of a
-    /// cached order, into its order's cache, if there is room. Tells a live whole block whose cache is full
-    /// ([`Heap::free_whole`] frees it without checking it again) from anything else (a larger or
-    /// partial allocation, any misuse), which [`Heap::free_checked`] then handles or reports; in
-    /// both cases nothing is changed.
+    /// cached order, into its order's cache, if there is room. Tells a live whole block whose
+    /// cache is full ([`Heap::free_whole`] frees it without checking it again) from anything else
+    /// (a larger or partial allocation, any misuse), which [`Heap::free_checked`] then handles or
+    /// reports; in both cases nothing is changed.
     ///
     /// # Safety
     ///
@@ -577,12 +577,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         unsafe { self.free_whole(region, addr, order, size) }
     }
 
-    /// The region, first unit and order of the live allocation at `addr` if it holds one whole,
-    /// naturally aligned block of order `max_order` or below, and `layout` fits it; `None` for
-    /// anything else (a larger or partial allocation, a run, any misuse), which
-    /// [`Heap::check_live`] then sorts out. The quick form of its checks, in the order that lets
-    /// the common case use the fewest registers: a function that needs none saved is a third
-    /// shorter.
+    /// The region, its bitmap, the first unit and the order of the live allocation at `addr` if
+    /// it holds one whole, naturally aligned block of order `max_order` or below, and `layout`
+    /// fits it; `None` for anything else (a larger or partial allocation, a run, any misuse),
+    /// which [`Heap::check_live`] then sorts out. The quick form of its checks, in the order that
+    /// lets the common case use the fewest registers: a function that needs none saved is a
+    /// third shorter.
     #[inline(always)]
     fn live_whole(
         &self,
