@@ -629,14 +629,14 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if !live || (cfg!(debug_assertions) && unsafe { map.any(unit + 1, end) }) {
             return None;
         }
-        // Only a heap with partial allocations has to ask whether this one is ([`Heap::held`]).
-        if self.partial != 0 {
-            let request = Request { order, units: order::units_of(size) };
-            // SAFETY: `units <= 2^order`, so the unit at their end is in the block or the one
-            // after it, which is in the region.
-            if unsafe { self.held(map, unit, request) }.is_partial() {
-                return None;
-            }
+        // Only a heap with partial allocations has to ask whether this one is, and only when the
+        // layout needs fewer units than its block. That case goes to `check_live`, which reads
+        // the bitmap to tell ([`Heap::held`]): under `Fit::Exact` such an allocation is always
+        // partial, and under `Fit::Adaptive` it is whole only if made while the heap was loose.
+        // Out of the quick path, the check leaves `dealloc` a register fewer to save (callgrind:
+        // 132 -> 129 instructions per pair).
+        if self.partial != 0 && order::units_of(size) != 1 << order {
+            return None;
         }
         Some((region, map, unit, order))
     }
