@@ -757,9 +757,17 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let aligned = addr & (block_size(request.order) - 1) == 0;
         let (end, block_end) = (addr + request.bytes(), addr + block_size(request.order));
         if aligned && request.units == 1 << request.order {
+            // A whole block goes to its order's cache if there is room, as on the quick path
+            // (which leaves to this one a whole block whose layout needs fewer units, on a heap
+            // with partial allocations).
             // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
             // that grew in place, may not be; they take the other path), ours again and on no
-            // list; `free_block` replaces its allocation mark.
+            // list, its first unit marked allocated.
+            if unsafe { self.try_cache(region, addr, request.order) } {
+                self.requested_bytes -= layout.size();
+                return;
+            }
+            // SAFETY: as above; `free_block` replaces its allocation mark.
             unsafe { self.free_block(region, addr, request.order, request.order, Some(Mark::Alloc)) };
         } else if aligned
             // SAFETY: `end < block_end`; the bitmap is consistent (heap invariant).
@@ -1616,6 +1624,38 @@ mod tests {
                 assert_eq!(resized(layout(1, align), new_size).ok(), expected, "{new_size} at {align}");
             }
         }
+    }
+
+    #[test]
+    fn a_whole_block_freed_on_a_heap_with_partial_allocations_is_cached() {
+        // Under `Fit::Adaptive` a request of three units keeps its whole four-unit block while
+        // the heap is loose, and only its units once a third of it is allocated. A free of the
+        // whole block after that goes the full check's way (the quick one leaves layouts that
+        // need fewer units than their block to it on a heap with partial allocations), and
+        // lands in the cache just the same.
+        let mut heap: Heap = Heap::new().with_cache(4);
+        heap.add_static_region(arena()).unwrap();
+        let three = layout(3 * Heap::<32>::MIN_BLOCK, 8);
+        let whole = heap.alloc(three).unwrap();
+        assert_eq!(heap.allocated_bytes, 4 * Heap::<32>::MIN_BLOCK, "kept whole while loose");
+        let filler = layout(ARENA / 16, 8);
+        let mut fill = Vec::new();
+        while heap.allocated_bytes < ARENA / 2 {
+            fill.push(heap.alloc(filler).unwrap());
+        }
+        let part = heap.alloc(three).unwrap();
+        assert_eq!(heap.partial, 1, "only its units once tight");
+        assert_eq!(heap.cache_len(2), 0);
+        // SAFETY: `whole` is live with `three`.
+        unsafe { heap.dealloc(whole, three) };
+        assert_eq!(heap.cache_len(2), 1, "cached, not merged");
+        heap.check_invariants().unwrap();
+        // SAFETY: each block is live with the layout it was allocated with.
+        unsafe {
+            heap.dealloc(part, three);
+            fill.into_iter().for_each(|p| heap.dealloc(p, filler));
+        }
+        heap.check_invariants().unwrap();
     }
 
     #[test]
