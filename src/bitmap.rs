@@ -47,7 +47,7 @@ pub(crate) enum Mark {
 }
 
 /// A two-bit-per-unit map over machine words, with its summary, owned by a region.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Bitmap {
     words: *mut usize,
     /// Bit `w % WORD_BITS` of summary word `w / WORD_BITS` is set exactly when map word `w` is

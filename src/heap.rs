@@ -601,20 +601,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return None;
         }
         // The region whose units below the metadata hold the block: the first one, whose bounds
-        // the heap keeps, or a later one. (A block that is in a region but passes its metadata
-        // is in none: `check_live` tells that misuse.)
+        // the heap keeps, or the one the walk finds. (A block that is in a region but passes its
+        // metadata is in none: `check_live` tells that misuse.)
         let (region, map, off, end) = match self.first.below_meta(addr, bytes) {
             Some((off, end)) => (self.regions, self.first.map, off, end),
             None => {
-                let mut region = self.regions;
-                loop {
-                    // SAFETY: the region list holds live headers.
-                    let r = unsafe { region.as_ref() }?;
-                    if let Some((off, end)) = r.bounds().below_meta(addr, bytes) {
-                        break (region, r.map, off, end);
-                    }
-                    region = r.next;
-                }
+                let region = self.region_of(addr);
+                // SAFETY: the region list holds live headers.
+                let bounds = unsafe { region.as_ref() }?.bounds();
+                let (off, end) = bounds.below_meta(addr, bytes)?;
+                (region, bounds.map, off, end)
             }
         };
         let (unit, end) = (off >> MIN_SHIFT, end >> MIN_SHIFT);

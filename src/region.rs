@@ -42,7 +42,7 @@ pub(crate) struct Region {
 /// otherwise load the region list's head and then the header: one dependent load fewer before
 /// the bitmap's. With the lock's atomic operation waiting for everything before it, that chain
 /// is the free's critical path.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Bounds {
     lo: usize,
     usable: usize,

@@ -5,7 +5,7 @@ use crate::bitmap::Mark;
 use crate::error::Corruption;
 use crate::free_list::FreeNode;
 use crate::order::{MIN_SHIFT, block_size};
-use crate::region::Region;
+use crate::region::{Bounds, Region};
 
 impl<const ORDERS: usize> Heap<ORDERS> {
     /// Walks every free list, region and bitmap and checks the heap's invariants:
@@ -19,7 +19,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///   each cache's count of blocks matches its list;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
-    /// - the bitmap's summary marks exactly the map words that have a mark;
+    /// - the bitmap's summary marks exactly the map words that have a mark, and the heap's copy
+    ///   of the first region's bounds matches the region;
     /// - free bytes plus allocated bytes equal the total.
     ///
     /// It takes time linear in the number of free blocks and minimum blocks, and changes
@@ -52,8 +53,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // (A corrupted list can point anywhere: this checker is for heaps that are at
                 // most corrupted in ways it can still walk.)
                 let node = unsafe { &*at };
-                let (region, r) = self.check_free_block(at.addr(), order, false)?;
-                if node.region != region {
+                let r = self.check_free_block(at.addr(), order, false)?;
+                if !core::ptr::eq(node.region, r) {
                     return fail("free block outside its region", at.cast());
                 }
                 if node.order != order {
@@ -95,7 +96,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 if count == len {
                     return fail("cache list longer than its count (or cyclic)", at.cast());
                 }
-                let (_, r) = self.check_free_block(at.addr(), order, true)?;
+                let r = self.check_free_block(at.addr(), order, true)?;
                 // SAFETY: a node reached from a cache head; if the heap is intact it is valid.
                 let node = unsafe { &*at };
                 // SAFETY: the block is inside the region (checked above).
@@ -110,6 +111,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 return fail("cache list shorter than its count", cache.head().cast());
             }
             free_blocks += count;
+        }
+        // The copy of the first region's bounds that the quick free reads.
+        // SAFETY: the region list holds live headers.
+        let first = unsafe { self.regions.as_ref() }.map_or(Bounds::NONE, Region::bounds);
+        if self.first != first {
+            return fail(
+                "the first region's bounds differ from their copy",
+                self.regions.cast_const().cast(),
+            );
         }
         // Every free bit belongs to a listed or cached block.
         let mut free_bits = 0;
@@ -141,12 +151,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// Checks one listed (`cached` false) or cached block of `order` at `addr`: in a region,
     /// naturally aligned, below the metadata, marked free (or cached), with nothing else
     /// starting inside it. Returns its region. (The callers check the node.)
-    fn check_free_block(
-        &self,
-        addr: usize,
-        order: usize,
-        cached: bool,
-    ) -> Result<(*mut Region, &Region), Corruption> {
+    fn check_free_block(&self, addr: usize, order: usize, cached: bool) -> Result<&Region, Corruption> {
         let fail = |what| Err(Corruption { what, at: core::ptr::without_provenance(addr) });
         let region = self.region_of(addr);
         if region.is_null() {
@@ -168,7 +173,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if unsafe { r.map.any(unit + 1, unit + (size >> MIN_SHIFT)) } {
             return fail("free block overlaps another block");
         }
-        Ok((region, r))
+        Ok(r)
     }
 }
 
@@ -242,6 +247,14 @@ mod tests {
         // corruption under test.
         unsafe { (*head).mark = (*second).mark };
         assert_eq!(h.check_invariants().unwrap_err().what, "cached block's node names another mark");
+
+        // A stale copy of the first region's bounds.
+        let mut h = heap();
+        h.first = Bounds::NONE;
+        assert_eq!(
+            h.check_invariants().unwrap_err().what,
+            "the first region's bounds differ from their copy"
+        );
 
         // Accounting that no longer adds up.
         let mut h = heap();
