@@ -563,12 +563,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// `addr`, and a layout of `size` bytes, with nothing changed since.
     #[inline(always)]
     pub(crate) unsafe fn free_whole(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
-        // SAFETY: the caller's contract: the block is ours again and on no list, and
-        // `free_block` replaces its allocation mark.
-        unsafe { self.free_block(region, addr, order, DEFER_ANY, Some(Mark::Alloc)) };
+        // The counters first: the size and the order are then dead before the merge loop.
         self.allocated_bytes -= block_size(order);
         self.requested_bytes -= size;
         self.allocations -= 1;
+        // SAFETY: the caller's contract: the block is ours again and on no list, and
+        // `free_block` replaces its allocation mark.
+        unsafe { self.free_block(region, addr, order, DEFER_ANY, Some(Mark::Alloc)) };
     }
 
     /// [`Heap::free_whole`] out of line, so that the cached path of [`Heap::try_dealloc`] stays
