@@ -553,14 +553,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Frees the live allocation of one whole block of `order` at `addr` in `region`, of `size`
-    /// bytes, merged, and counts it freed: a free that [`Heap::cache_free`] checked and found its
-    /// order's cache full. Inline, for callers that are out of line themselves
+    /// bytes, merged, and counts it freed: a free whose order's cache is full or absent, checked
+    /// by [`Heap::cache_free`] ([`CacheFree::Full`]) or by [`Heap::check_live`] (the end of
+    /// [`Heap::free_held`]). Inline, for callers that are out of line themselves
     /// ([`Heap::free_whole_slow`] is the out-of-line form).
     ///
     /// # Safety
     ///
-    /// [`Heap::cache_free`] must have returned [`CacheFree::Full`] with `region` and `order` for
-    /// `addr`, and a layout of `size` bytes, with nothing changed since.
+    /// The allocation at `addr` must be live, one whole, naturally aligned block of `order` in
+    /// `region`, counted as `block_size(order)` allocated bytes, its first unit marked allocated;
+    /// `size` must be its layout's size.
     #[inline(always)]
     pub(crate) unsafe fn free_whole(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
         // The counters first: the size and the order are then dead before the merge loop.
@@ -759,47 +761,40 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let addr = ptr.as_ptr().addr();
         let aligned = addr & (block_size(request.order) - 1) == 0;
         let (end, block_end) = (addr + request.bytes(), addr + block_size(request.order));
-        if aligned && request.units == 1 << request.order {
-            // A whole block goes to its order's cache if there is room, as on the quick path
-            // (which leaves to this one a whole block whose layout needs fewer units, on a heap
-            // with partial allocations).
-            // SAFETY: the allocation is one whole, aligned block (a run, or an exact allocation
-            // that grew in place, may not be; they take the other path), ours again and on no
-            // list, its first unit marked allocated.
-            if unsafe { self.try_cache(region, addr, request.order) } {
+        if !aligned || request.units != 1 << request.order {
+            // SAFETY: `end < block_end`; the bitmap is consistent (heap invariant).
+            if !aligned || !unsafe { (*region).run_is_free(end, block_end) } {
+                // SAFETY: the allocation's units are ours again and on no list; the first
+                // piece's `free_block` replaces the allocation mark.
+                unsafe { self.release(region, addr, end, request.order) };
+                self.allocated_bytes -= request.bytes();
                 self.requested_bytes -= layout.size();
+                self.allocations -= 1;
                 return;
             }
-            // SAFETY: as above; `free_block` replaces its allocation mark.
-            unsafe { self.free_block(region, addr, request.order, DEFER_ANY, Some(Mark::Alloc)) };
-        } else if aligned
-            // SAFETY: `end < block_end`; the bitmap is consistent (heap invariant).
-            && unsafe { (*region).run_is_free(end, block_end) }
-        {
             // An exact allocation whose tail is still free, as its split left it: take the tail
             // back and free the whole block, one merge from the bottom, instead of each piece.
             // (No free block that starts in the tail reaches past the block: it is aligned to
             // its size, and the block to a larger one.)
             // SAFETY: free blocks tile the tail (just checked); the allocation is ours again.
             unsafe { self.absorb(region, end, end, block_end) };
-            // The whole block goes to its order's cache, as a whole allocation's would, and stays
-            // counted as allocated (see the field): the tail too, from now.
-            // SAFETY: the block is ours, whole and unlisted, its first unit marked allocated.
-            if unsafe { self.try_cache(region, addr, request.order) } {
-                self.allocated_bytes += block_end - end;
-                self.requested_bytes -= layout.size();
-                return;
-            }
-            // SAFETY: as above.
-            unsafe { self.free_block(region, addr, request.order, DEFER_ANY, Some(Mark::Alloc)) };
-        } else {
-            // SAFETY: the allocation's units are ours again and on no list; the first piece's
-            // `free_block` replaces the allocation mark.
-            unsafe { self.release(region, addr, addr + request.bytes(), request.order) };
+            // The allocation is its whole block now, and counted so.
+            self.allocated_bytes += block_end - end;
         }
-        self.allocated_bytes -= request.bytes();
-        self.requested_bytes -= layout.size();
-        self.allocations -= 1;
+        // A whole block goes to its order's cache if there is room, as on the quick path (which
+        // leaves to this one a whole block whose layout needs fewer units, on a heap with
+        // partial allocations), or is freed as the quick path frees it when the cache is full.
+        // (A run, or an exact allocation that grew in place, may not be whole or aligned; it
+        // took the other path.)
+        // SAFETY: the allocation is one whole, aligned block of `request.order`, ours again and
+        // on no list, its first unit marked allocated, counted whole.
+        unsafe {
+            if self.try_cache(region, addr, request.order) {
+                self.requested_bytes -= layout.size();
+            } else {
+                self.free_whole(region, addr, request.order, layout.size());
+            }
+        }
     }
 
     /// Resizes the allocation at `ptr` to `new_size` bytes, in place when it can, and returns
