@@ -10,7 +10,8 @@
 //! 1. random actions (talc's shape), with and without realloc: successful operations per second;
 //! 2. heap efficiency (talc's definition): requested bytes live at the first failure;
 //! 3. alloc + free latency percentiles (talc's microbench mix), and fixed-size alloc/free pairs;
-//! 4. free scaling (the shape of `buddy_system_allocator` PR #55): ns per free with long free lists;
+//! 4. free scaling: ns per free with long free lists, in `buddy_system_allocator` PR #55's shape
+//!    (`heap_dealloc_scan`) and in our first form of it (every block freed);
 //! 5. two threads sharing one allocator: total operations per second.
 //!
 //! Modes:
@@ -20,7 +21,8 @@
 //!   workload with tiny settings, which writes nothing and exits non-zero on a sanity failure.
 //!
 //! Extra arguments that are not flags filter the workloads by name (`random`, `efficiency`,
-//! `latency`, `pairs`, `free`, `threads`); a filtered run prints its tables but writes no files.
+//! `latency`, `pairs`, `free-scan`, `free-halves`, `threads`; `free` runs both free-scaling ones); a
+//! filtered run prints its tables but writes no files.
 
 #[path = "compare/contenders.rs"]
 mod contenders;
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use contenders::Kind;
 use report::{Cell, Report, Row, Table};
-use workloads::Clock;
+use workloads::{Clock, FreeOut, FreeShape};
 
 /// Size of the shared arena: 128 MiB, as in talc's benchmarks.
 const ARENA_SIZE: usize = 1 << 27;
@@ -576,22 +578,56 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
     report.push(table);
 }
 
-/// Workload 4: free scaling with long free lists.
+/// Workload 4: free scaling with long free lists, in `shape` (see [`FreeShape`]).
 ///
 /// Run through [`sweep`], trials outermost: a noisy spell of the machine hits one trial of several
 /// rows rather than every trial of one row (a row's trials back to back took about 0.1 s at
 /// N = 5000, and a slow spell lasts seconds). The first trial decides which allocators each N
 /// runs (the skip rule); the others run the same.
-fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
+fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report, shape: FreeShape) {
     let s = &cfg.settings;
-    let mut table = Table::new("free_scaling", "Free scaling".to_owned(), "ns/free", false, "blocks (N)");
+    let mut table = match shape {
+        FreeShape::Scan => {
+            let mut table =
+                Table::new("free_scaling", "Free scaling".to_owned(), "ns/free", false, "pairs (N)");
+            table.note(
+                "`buddy_system_allocator` PR #55's `heap_dealloc_scan`: allocate 4N + 256 blocks of \
+                 64 B (align 8) on a fresh allocator, sort them by address and take N fours of \
+                 consecutive blocks (for the buddy allocators, fours that start at a multiple of \
+                 256 B inside one run of blocks, as PR #55 picks its pairs); free the second of each \
+                 four (untimed: a free list N long, no merge, as each one's buddy is live), then the \
+                 first of each four in address order, timed with `Instant`, figure = that time / N. \
+                 In a buddy allocator each timed free merges once, with a block at the far end of \
+                 its free list, and the merged 128 B block's buddy (the other two of the four) is \
+                 live. PR #55 allocates every 64 B block of a 4 MiB heap first, and times `Heap` \
+                 without its lock; here the blocks come from the shared arena, through each \
+                 allocator's `GlobalAlloc`, lock included."
+                    .to_owned(),
+            );
+            table
+        }
+        FreeShape::Halves => {
+            let mut table = Table::new(
+                "free_scaling_halves",
+                "Free scaling, every block freed".to_owned(),
+                "ns/free",
+                false,
+                "blocks (N)",
+            );
+            table.note(
+                "Allocate N blocks of 16 B (align 8) on a fresh allocator, sort them by address, \
+                 free every other one (so the free lists get long: no block's buddy is free yet), \
+                 then free the rest; both passes timed with `Instant`, figure = total / N. Our \
+                 first form of PR #55's shape: half the frees merge, up to the whole arena."
+                    .to_owned(),
+            );
+            table
+        }
+    };
     table.note(format!(
-        "The shape of `buddy_system_allocator` PR #55: allocate N blocks of 16 B (align 8) on a fresh \
-         allocator, sort them by address, free every other one (so the free lists get long: no \
-         block's buddy is free yet), then free the rest; both passes timed with `Instant`, figure = \
-         total / N. Median of {} trials; each trial runs every N in turn, so the trials of one N are \
-         spread over the whole workload. An allocator is skipped at N when its first trial's time at \
-         the previous N, scaled quadratically, predicts more than {} ms a trial (the budget of this mode).",
+        "Median of {} trials; each trial runs every N in turn, so the trials of one N are spread \
+         over the whole workload. An allocator is skipped at N when its first trial's time at the \
+         previous N, scaled quadratically, predicts more than {} ms a trial (the budget of this mode).",
         s.fs_trials,
         s.fs_budget.as_millis()
     ));
@@ -612,12 +648,14 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
         if !active[row][i] {
             return None;
         }
-        let out = contenders::run_fresh(kind, arena, &mut workloads::FreeScaling { n });
+        let out = contenders::run_fresh(kind, arena, &mut workloads::FreeScaling { n, shape });
         if trial == 0 {
             last[i] = Some((n, out.as_ref().map_or(f64::INFINITY, |o| o.trial_secs)));
         }
         Some(out)
     });
+    // Per buddy allocator, the fewest timed frees that merged, as a share of N, over every trial.
+    let mut fewest_pairs = vec![f64::INFINITY; Kind::ALL.len()];
     for (&n, per_kind) in s.fs_ns.iter().zip(&results) {
         let mut cells = Row::new(n.to_string());
         for (kind, trials) in Kind::ALL.iter().zip(per_kind) {
@@ -625,13 +663,47 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report) {
                 cells.set(*kind, Cell::skipped());
             } else if trials.iter().flatten().any(Option::is_none) {
                 cells.set(*kind, Cell::failed("null"));
-                report.problem(*kind, format!("free scaling: allocating {n} blocks of 16 B failed"), false);
+                report.problem(
+                    *kind,
+                    format!(
+                        "free scaling: allocating the blocks, or finding N fours in them, failed at N = {n}"
+                    ),
+                    false,
+                );
             } else {
-                let per_free: Vec<f64> = trials.iter().flatten().flatten().map(|o| o.ns_per_free).collect();
+                let outs: Vec<&FreeOut> = trials.iter().flatten().flatten().collect();
+                let per_free: Vec<f64> = outs.iter().map(|o| o.ns_per_free).collect();
                 cells.set(*kind, Cell::median_of(&per_free));
+                for o in outs {
+                    let share = o.buddy_pairs as f64 / n as f64;
+                    fewest_pairs[*kind as usize] = fewest_pairs[*kind as usize].min(share);
+                }
             }
         }
         table.push(cells);
+    }
+    if shape == FreeShape::Scan {
+        let buddies: Vec<Kind> = Kind::ALL.into_iter().filter(|k| k.is_buddy()).collect();
+        let shares: Vec<String> = buddies
+            .iter()
+            .filter(|k| fewest_pairs[**k as usize].is_finite())
+            .map(|k| format!("{} {:.0}%", k.name(), 100.0 * fewest_pairs[*k as usize]))
+            .collect();
+        table.note(format!(
+            "Timed frees whose block was the buddy of the one freed untimed before it (the pair \
+             in the lower half of a 256 B block), fewest over the trials, for the buddy \
+             allocators: {}.",
+            shares.join(", ")
+        ));
+        for &kind in &buddies {
+            if fewest_pairs[kind as usize] < 1.0 {
+                report.problem(
+                    kind,
+                    "free scaling: some timed frees had no buddy to merge with".to_owned(),
+                    false,
+                );
+            }
+        }
     }
     table.log_chart = true;
     report.push(table);
@@ -703,13 +775,14 @@ fn main() {
     let clock = Clock::calibrate();
     let mut report = Report::new(mode, cfg.command(), arena, &clock);
 
-    let steps: [Step<'_>; 7] = [
+    let steps: [Step<'_>; 8] = [
         ("sanity", &|r| sanity(&cfg, arena, r)),
         ("random", &|r| random_actions(&cfg, arena, r)),
         ("efficiency", &|r| heap_efficiency(&cfg, arena, r)),
         ("latency", &|r| latency(&cfg, arena, &clock, r)),
         ("pairs", &|r| pairs(&cfg, arena, r)),
-        ("free", &|r| free_scaling(&cfg, arena, r)),
+        ("free-scan", &|r| free_scaling(&cfg, arena, r, FreeShape::Scan)),
+        ("free-halves", &|r| free_scaling(&cfg, arena, r, FreeShape::Halves)),
         ("threads", &|r| two_threads(&cfg, arena, r)),
     ];
     for (name, step) in steps {

@@ -72,6 +72,12 @@ impl Kind {
         }
     }
 
+    /// Whether it is a buddy allocator: blocks of 2^k bytes, aligned to their size, merged with
+    /// their buddies.
+    pub(crate) fn is_buddy(self) -> bool {
+        matches!(self, Kind::Ours | Kind::OursPow2 | Kind::OursExact | Kind::Bsa)
+    }
+
     pub(crate) fn uses_arena(self) -> bool {
         self != Kind::System
     }

@@ -481,22 +481,62 @@ pub(crate) struct FreeOut {
     pub(crate) ns_per_free: f64,
     /// The whole trial (allocations included), for the skip rule.
     pub(crate) trial_secs: f64,
+    /// Timed frees whose block was the buddy of the block freed just before it (its address
+    /// `xor` the block size, the pair in the lower half of its 256 B block): for a buddy
+    /// allocator, the frees that merge. Only [`FreeShape::Scan`] counts them.
+    pub(crate) buddy_pairs: usize,
+}
+
+/// Which frees a free-scaling trial times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FreeShape {
+    /// `buddy_system_allocator` PR #55's `heap_dealloc_scan`: 4N blocks of 64 B, sorted by
+    /// address and taken four at a time; the second of each four is freed untimed (a long free
+    /// list, no merge: each one's buddy, the first, is live), then the first of each four is
+    /// freed, timed, in address order: each merges once, with a block far down the list, and the
+    /// merged block's buddy (the other two of the four) is live, so it stops there.
+    Scan,
+    /// N blocks of 16 B, sorted by address: every other one freed, then the rest, all timed.
+    Halves,
+}
+
+/// Blocks allocated beyond 4N in [`FreeShape::Scan`], for the fours that a run's start or end
+/// leaves out.
+const SCAN_SPARE: usize = 256;
+
+/// The first `n` fours of consecutive blocks in `blocks` (sorted by address, each `size` bytes
+/// asked): for a buddy allocator only fours that start at a multiple of `4 * size` and lie in one
+/// run (the second block right after the first), so that the first two are buddies, as are the
+/// halves of the four; for the others any four in turn.
+fn fours(blocks: &[*mut u8], size: usize, buddy: bool, n: usize) -> Vec<[*mut u8; 4]> {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    while out.len() < n && i + 4 <= blocks.len() {
+        let q = [blocks[i], blocks[i + 1], blocks[i + 2], blocks[i + 3]];
+        let whole = q[3].addr() - q[0].addr() == 3 * size && q[0].addr() % (4 * size) == 0;
+        if buddy && !whole {
+            i += 1;
+            continue;
+        }
+        out.push(q);
+        i += 4;
+    }
+    out
 }
 
 /// Workload 4: frees with long free lists. `None` if an allocation failed.
 #[derive(Debug)]
 pub(crate) struct FreeScaling {
     pub(crate) n: usize,
+    pub(crate) shape: FreeShape,
 }
 
-impl Job for FreeScaling {
-    type Out = Option<FreeOut>;
-
-    fn run<A: Contender>(&mut self, alloc: &A, _: Kind) -> Option<FreeOut> {
-        let start = Instant::now();
-        let layout = layout(16, 8);
-        let mut blocks: Vec<*mut u8> = Vec::with_capacity(self.n);
-        for _ in 0..self.n {
+impl FreeScaling {
+    /// Allocates `count` blocks of `layout`, sorted by address; `None` (with what was allocated
+    /// freed) if one fails.
+    fn blocks<A: Contender>(alloc: &A, layout: Layout, count: usize) -> Option<Vec<*mut u8>> {
+        let mut blocks: Vec<*mut u8> = Vec::with_capacity(count);
+        for _ in 0..count {
             // SAFETY: the layout has a non-zero size.
             let ptr = unsafe { alloc.alloc(layout) };
             if ptr.is_null() {
@@ -509,17 +549,67 @@ impl Job for FreeScaling {
             blocks.push(ptr);
         }
         blocks.sort_unstable_by_key(|p| p.addr());
+        Some(blocks)
+    }
+
+    /// Frees `blocks` (live with `layout`, each once) in order, and returns the time it took in
+    /// nanoseconds.
+    fn free_timed<A: Contender>(alloc: &A, layout: Layout, blocks: impl Iterator<Item = *mut u8>) -> f64 {
         let timed = Instant::now();
-        for &ptr in blocks.iter().step_by(2) {
-            // SAFETY: `ptr` is live with `layout`, and freed once.
+        for ptr in blocks {
+            // SAFETY: the caller's: `ptr` is live with `layout`, and freed once.
             unsafe { alloc.dealloc(ptr, layout) };
         }
-        for &ptr in blocks.iter().skip(1).step_by(2) {
-            // SAFETY: as above; these are the other half.
-            unsafe { alloc.dealloc(ptr, layout) };
-        }
-        let ns = timed.elapsed().as_nanos() as f64;
-        Some(FreeOut { ns_per_free: ns / self.n as f64, trial_secs: start.elapsed().as_secs_f64() })
+        timed.elapsed().as_nanos() as f64
+    }
+}
+
+impl Job for FreeScaling {
+    type Out = Option<FreeOut>;
+
+    fn run<A: Contender>(&mut self, alloc: &A, kind: Kind) -> Option<FreeOut> {
+        let start = Instant::now();
+        let n = self.n;
+        let (ns, buddy_pairs) = match self.shape {
+            FreeShape::Scan => {
+                let size = 64;
+                let layout = layout(size, 8);
+                // A few more than 4N: a buddy allocator's blocks come in runs (one per free block
+                // it splits), and a four must not straddle two.
+                let blocks = Self::blocks(alloc, layout, 4 * n + SCAN_SPARE)?;
+                let fours = fours(&blocks, size, kind.is_buddy(), n);
+                if fours.len() < n {
+                    return None;
+                }
+                let buddy_pairs = fours
+                    .iter()
+                    .filter(|q| q[0].addr() ^ size == q[1].addr() && q[0].addr() & (2 * size) == 0)
+                    .count();
+                for q in &fours {
+                    // SAFETY: `q[1]` is live with `layout`, and freed once.
+                    unsafe { alloc.dealloc(q[1], layout) };
+                }
+                let ns = Self::free_timed(alloc, layout, fours.iter().map(|q| q[0]));
+                // The arena allocators are dropped with what they hold (see `run_fresh`); the
+                // system allocator's blocks must be given back.
+                if kind == Kind::System {
+                    let taken: std::collections::HashSet<*mut u8> =
+                        fours.iter().flat_map(|q| [q[0], q[1]]).collect();
+                    for &ptr in blocks.iter().filter(|p| !taken.contains(p)) {
+                        // SAFETY: every block not freed above, live.
+                        unsafe { alloc.dealloc(ptr, layout) };
+                    }
+                }
+                (ns, buddy_pairs)
+            }
+            FreeShape::Halves => {
+                let layout = layout(16, 8);
+                let blocks = Self::blocks(alloc, layout, n)?;
+                let halves = blocks.iter().step_by(2).chain(blocks.iter().skip(1).step_by(2));
+                (Self::free_timed(alloc, layout, halves.copied()), 0)
+            }
+        };
+        Some(FreeOut { ns_per_free: ns / n as f64, trial_secs: start.elapsed().as_secs_f64(), buddy_pairs })
     }
 }
 
