@@ -475,7 +475,7 @@ impl Report {
             ),
             format!(
                 "Arena: {} MiB at {:p}, aligned to exactly 4 KiB, touched once; every trial builds a fresh \
-                 allocator over it. Trials are interleaved across the allocators (rotating the order), \
+                 allocator over it. Trials are interleaved across the allocators (a seeded shuffle per trial), \
                  figures are medians over trials unless a note says otherwise.",
                 arena.size >> 20,
                 arena.base
