@@ -481,9 +481,9 @@ pub(crate) struct FreeOut {
     pub(crate) ns_per_free: f64,
     /// The whole trial (allocations included), for the skip rule.
     pub(crate) trial_secs: f64,
-    /// Timed frees whose block was the buddy of the block freed just before it (its address
-    /// `xor` the block size, the pair in the lower half of its 256 B block): for a buddy
-    /// allocator, the frees that merge. Only [`FreeShape::Scan`] counts them.
+    /// Timed frees whose block is the buddy of the one freed untimed before them (its address
+    /// `xor` the block size, the pair in the lower half of their four): for a buddy allocator,
+    /// the frees that merge. Only [`FreeShape::Scan`] counts them.
     pub(crate) buddy_pairs: usize,
 }
 
@@ -552,12 +552,19 @@ impl FreeScaling {
         Some(blocks)
     }
 
-    /// Frees `blocks` (live with `layout`, each once) in order, and returns the time it took in
-    /// nanoseconds.
-    fn free_timed<A: Contender>(alloc: &A, layout: Layout, blocks: impl Iterator<Item = *mut u8>) -> f64 {
+    /// Frees `blocks` in order, and returns the time it took in nanoseconds.
+    ///
+    /// # Safety
+    ///
+    /// Each block must be live in `alloc` with `layout`, and come once.
+    unsafe fn free_timed<A: Contender>(
+        alloc: &A,
+        layout: Layout,
+        blocks: impl Iterator<Item = *mut u8>,
+    ) -> f64 {
         let timed = Instant::now();
         for ptr in blocks {
-            // SAFETY: the caller's: `ptr` is live with `layout`, and freed once.
+            // SAFETY: the caller's contract.
             unsafe { alloc.dealloc(ptr, layout) };
         }
         timed.elapsed().as_nanos() as f64
@@ -589,7 +596,8 @@ impl Job for FreeScaling {
                     // SAFETY: `q[1]` is live with `layout`, and freed once.
                     unsafe { alloc.dealloc(q[1], layout) };
                 }
-                let ns = Self::free_timed(alloc, layout, fours.iter().map(|q| q[0]));
+                // SAFETY: the first of each four, live, each once.
+                let ns = unsafe { Self::free_timed(alloc, layout, fours.iter().map(|q| q[0])) };
                 // The arena allocators are dropped with what they hold (see `run_fresh`); the
                 // system allocator's blocks must be given back.
                 if kind == Kind::System {
@@ -606,7 +614,8 @@ impl Job for FreeScaling {
                 let layout = layout(16, 8);
                 let blocks = Self::blocks(alloc, layout, n)?;
                 let halves = blocks.iter().step_by(2).chain(blocks.iter().skip(1).step_by(2));
-                (Self::free_timed(alloc, layout, halves.copied()), 0)
+                // SAFETY: every block, live, once (every other one, then the rest).
+                (unsafe { Self::free_timed(alloc, layout, halves.copied()) }, 0)
             }
         };
         Some(FreeOut { ns_per_free: ns / n as f64, trial_secs: start.elapsed().as_secs_f64(), buddy_pairs })
