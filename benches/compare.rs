@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use contenders::Kind;
 use report::{Cell, Report, Row, Table};
-use workloads::{Clock, FreeOut, FreeShape};
+use workloads::{Clock, FreeShape};
 
 /// Size of the shared arena: 128 MiB, as in talc's benchmarks.
 const ARENA_SIZE: usize = 1 << 27;
@@ -599,44 +599,9 @@ fn pairs(cfg: &Config, arena: Arena, report: &mut Report) {
 /// runs (the skip rule); the others run the same.
 fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report, shape: FreeShape) {
     let s = &cfg.settings;
-    let mut table = match shape {
-        FreeShape::Scan => {
-            let mut table =
-                Table::new("free_scaling", "Free scaling".to_owned(), "ns/free", false, "pairs (N)");
-            table.note(
-                "`buddy_system_allocator` PR #55's `heap_dealloc_scan`: allocate 4N + 256 blocks of \
-                 64 B (align 8) on a fresh allocator, sort them by address and take N fours of \
-                 consecutive blocks (for the buddy allocators, fours that start at a multiple of \
-                 256 B inside one run of blocks, as PR #55 picks its pairs); free the second of each \
-                 four (untimed: a free list N long, no merge, as each one's buddy is live), then the \
-                 first of each four in address order, timed with `Instant`, figure = that time / N. \
-                 In a buddy allocator each timed free merges once, with a block at the far end of \
-                 its free list, and the merged 128 B block's buddy (the other two of the four) is \
-                 live. PR #55 allocates every 64 B block of a 4 MiB heap first, and times `Heap` \
-                 without its lock; here the blocks come from the shared arena, through each \
-                 allocator's `GlobalAlloc`, lock included."
-                    .to_owned(),
-            );
-            table
-        }
-        FreeShape::Halves => {
-            let mut table = Table::new(
-                "free_scaling_halves",
-                "Free scaling, every block freed".to_owned(),
-                "ns/free",
-                false,
-                "blocks (N)",
-            );
-            table.note(
-                "Allocate N blocks of 16 B (align 8) on a fresh allocator, sort them by address, \
-                 free every other one (so the free lists get long: no block's buddy is free yet), \
-                 then free the rest; both passes timed with `Instant`, figure = total / N. Our \
-                 first form of PR #55's shape: half the frees merge, up to the whole arena."
-                    .to_owned(),
-            );
-            table
-        }
-    };
+    let (id, title, param, describe) = shape.table();
+    let mut table = Table::new(id, title.to_owned(), "ns/free", false, param);
+    table.note(describe.to_owned());
     table.note(format!(
         "Median of {} trials; each trial runs every N in turn, so the trials of one N are spread \
          over the whole workload. An allocator is skipped at N when its first trial's time at the \
@@ -667,8 +632,6 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report, shape: FreeShap
         }
         Some(out)
     });
-    // Per buddy allocator, the fewest timed frees that merged, as a share of N, over every trial.
-    let mut fewest_pairs = vec![f64::INFINITY; Kind::ALL.len()];
     for (&n, per_kind) in s.fs_ns.iter().zip(&results) {
         let mut cells = Row::new(n.to_string());
         for (kind, trials) in Kind::ALL.iter().zip(per_kind) {
@@ -684,39 +647,11 @@ fn free_scaling(cfg: &Config, arena: Arena, report: &mut Report, shape: FreeShap
                     false,
                 );
             } else {
-                let outs: Vec<&FreeOut> = trials.iter().flatten().flatten().collect();
-                let per_free: Vec<f64> = outs.iter().map(|o| o.ns_per_free).collect();
+                let per_free: Vec<f64> = trials.iter().flatten().flatten().map(|o| o.ns_per_free).collect();
                 cells.set(*kind, Cell::median_of(&per_free));
-                for o in outs {
-                    let share = o.buddy_pairs as f64 / n as f64;
-                    fewest_pairs[*kind as usize] = fewest_pairs[*kind as usize].min(share);
-                }
             }
         }
         table.push(cells);
-    }
-    if shape == FreeShape::Scan {
-        let buddies: Vec<Kind> = Kind::ALL.into_iter().filter(|k| k.is_buddy()).collect();
-        let shares: Vec<String> = buddies
-            .iter()
-            .filter(|k| fewest_pairs[**k as usize].is_finite())
-            .map(|k| format!("{} {:.0}%", k.name(), 100.0 * fewest_pairs[*k as usize]))
-            .collect();
-        table.note(format!(
-            "Timed frees whose block was the buddy of the one freed untimed before it (the pair \
-             in the lower half of a 256 B block), fewest over the trials, for the buddy \
-             allocators: {}.",
-            shares.join(", ")
-        ));
-        for &kind in &buddies {
-            if fewest_pairs[kind as usize] < 1.0 {
-                report.problem(
-                    kind,
-                    "free scaling: some timed frees had no buddy to merge with".to_owned(),
-                    false,
-                );
-            }
-        }
     }
     table.log_chart = true;
     report.push(table);

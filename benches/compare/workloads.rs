@@ -481,10 +481,6 @@ pub(crate) struct FreeOut {
     pub(crate) ns_per_free: f64,
     /// The whole trial (allocations included), for the skip rule.
     pub(crate) trial_secs: f64,
-    /// Timed frees whose block is the buddy of the one freed untimed before them (its address
-    /// `xor` the block size, the pair in the lower half of their four): for a buddy allocator,
-    /// the frees that merge. Only [`FreeShape::Scan`] counts them.
-    pub(crate) buddy_pairs: usize,
 }
 
 /// Which frees a free-scaling trial times.
@@ -498,6 +494,39 @@ pub(crate) enum FreeShape {
     Scan,
     /// N blocks of 16 B, sorted by address: every other one freed, then the rest, all timed.
     Halves,
+}
+
+impl FreeShape {
+    /// The table's file name, title, parameter column and description.
+    pub(crate) fn table(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            FreeShape::Scan => (
+                "free_scaling",
+                "Free scaling",
+                "pairs (N)",
+                "`buddy_system_allocator` PR #55's `heap_dealloc_scan`: allocate 4N + 256 blocks of \
+                 64 B (align 8) on a fresh allocator, sort them by address and take N fours of \
+                 consecutive blocks (for the buddy allocators, fours that start at a multiple of \
+                 256 B inside one run of blocks, so that the first two are buddies, as PR #55 picks \
+                 its pairs); free the second of each four (untimed: a free list N long, no merge, as \
+                 each one's buddy is live), then the first of each four in address order, timed \
+                 with `Instant`, figure = that time / N. In a buddy allocator each timed free merges \
+                 once, with a block at the far end of its free list, and the merged 128 B block's \
+                 buddy (the other two of the four) is live. PR #55 allocates every 64 B block of a \
+                 4 MiB heap first, and times `Heap` without its lock; here the blocks come from the \
+                 shared arena, through each allocator's `GlobalAlloc`, lock included.",
+            ),
+            FreeShape::Halves => (
+                "free_scaling_halves",
+                "Free scaling, every block freed",
+                "blocks (N)",
+                "Allocate N blocks of 16 B (align 8) on a fresh allocator, sort them by address, \
+                 free every other one (so the free lists get long: no block's buddy is free yet), \
+                 then free the rest; both passes timed with `Instant`, figure = total / N. Our \
+                 first form of PR #55's shape: half the frees merge, up to the whole arena.",
+            ),
+        }
+    }
 }
 
 /// Blocks allocated beyond 4N in [`FreeShape::Scan`], for the fours that a run's start or end
@@ -577,7 +606,7 @@ impl Job for FreeScaling {
     fn run<A: Contender>(&mut self, alloc: &A, kind: Kind) -> Option<FreeOut> {
         let start = Instant::now();
         let n = self.n;
-        let (ns, buddy_pairs) = match self.shape {
+        let ns = match self.shape {
             FreeShape::Scan => {
                 let size = 64;
                 let layout = layout(size, 8);
@@ -588,10 +617,6 @@ impl Job for FreeScaling {
                 if fours.len() < n {
                     return None;
                 }
-                let buddy_pairs = fours
-                    .iter()
-                    .filter(|q| q[0].addr() ^ size == q[1].addr() && q[0].addr() & (2 * size) == 0)
-                    .count();
                 for q in &fours {
                     // SAFETY: `q[1]` is live with `layout`, and freed once.
                     unsafe { alloc.dealloc(q[1], layout) };
@@ -608,17 +633,17 @@ impl Job for FreeScaling {
                         unsafe { alloc.dealloc(ptr, layout) };
                     }
                 }
-                (ns, buddy_pairs)
+                ns
             }
             FreeShape::Halves => {
                 let layout = layout(16, 8);
                 let blocks = Self::blocks(alloc, layout, n)?;
                 let halves = blocks.iter().step_by(2).chain(blocks.iter().skip(1).step_by(2));
                 // SAFETY: every block, live, once (every other one, then the rest).
-                (unsafe { Self::free_timed(alloc, layout, halves.copied()) }, 0)
+                unsafe { Self::free_timed(alloc, layout, halves.copied()) }
             }
         };
-        Some(FreeOut { ns_per_free: ns / n as f64, trial_secs: start.elapsed().as_secs_f64(), buddy_pairs })
+        Some(FreeOut { ns_per_free: ns / n as f64, trial_secs: start.elapsed().as_secs_f64() })
     }
 }
 
