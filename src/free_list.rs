@@ -1,12 +1,13 @@
-//! The intrusive, doubly linked free list of one order.
+//! The intrusive, doubly linked free list of one order, and the bounded cache of one small order.
 //!
 //! A free block holds its own list node in its first bytes: the heap needs no memory of its own
 //! for free blocks. The list is doubly linked so that a block whose buddy is being merged leaves
-//! its list in O(1), wherever it is; no list is ever walked on the allocation path.
+//! its list in O(1), wherever it is; no list is ever walked on the allocation path. A cache
+//! ([`CacheList`]) holds its few blocks' addresses in the heap instead.
 
-use core::ptr;
+use core::fmt;
+use core::ptr::{self, NonNull};
 
-use crate::bitmap::CachedBit;
 use crate::region::Region;
 
 /// The node written into the first bytes of every free block on a free list.
@@ -109,66 +110,75 @@ impl FreeList {
     }
 }
 
-/// The node written into the first bytes of a cached block: smaller than a [`FreeNode`], as a
-/// cached block is on no doubly linked list and needs no region (whoever needs one looks it up).
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct CacheNode {
-    /// The next block of the same cache, or null.
-    pub(crate) next: *mut CacheNode,
-    /// The block's cached bit in its region's bitmap, to clear when the block is allocated.
-    pub(crate) mark: CachedBit,
-}
+/// Most blocks one cache holds; [`Heap::with_cache`](crate::Heap::with_cache) caps its limit
+/// here. A power of two, so that a slot's index is masked into range instead of tested.
+pub(crate) const CACHE_SLOTS: usize = 16;
+
+static_assertions::const_assert!(CACHE_SLOTS.is_power_of_two());
 
 /// Free blocks of one small order, held back from the free lists (unmerged) so that the next
-/// request of that size takes one in a few instructions. Singly linked, LIFO, bounded by the
-/// heap's cache limit.
-#[derive(Debug)]
+/// request of that size takes one in a few instructions. LIFO, bounded by the heap's cache limit.
+///
+/// The blocks' addresses are kept here, in the heap, not in the blocks. Taking a block reads
+/// nothing from it, and holding one writes nothing into it, so a write into a cached block (a use
+/// after free) cannot corrupt the cache. A list threaded through the blocks cost a 4 KiB alloc +
+/// free pair through `LockedHeap` 9% of its time (two stores into the block and a load from it
+/// that the allocation's next steps wait for; interleaved runs of the pair, 31.4 against 28.9 ns).
 pub(crate) struct CacheList {
-    head: *mut CacheNode,
-    /// Blocks it may still take: the heap's limit minus the blocks held (below 0 while it holds
-    /// more than a lowered limit). Counting down, a free asks whether there is room with one
-    /// comparison against 0, without reading the limit.
-    pub(crate) room: isize,
+    /// Blocks held: `slots[..len]`, the most recent last. At most [`CACHE_SLOTS`].
+    len: usize,
+    slots: [NonNull<u8>; CACHE_SLOTS],
 }
 
 impl CacheList {
     /// An empty cache.
-    pub(crate) const EMPTY: CacheList = CacheList { head: ptr::null_mut(), room: 0 };
+    pub(crate) const EMPTY: CacheList = CacheList { len: 0, slots: [NonNull::dangling(); CACHE_SLOTS] };
 
-    /// The first block, or null.
+    /// Blocks held.
     #[inline(always)]
-    pub(crate) fn head(&self) -> *mut CacheNode {
-        self.head
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
-    /// Writes a node into the block at `node`, with the block's cached bit, and holds it.
-    ///
-    /// # Safety
-    ///
-    /// `node` must be valid for writes of a `CacheNode`, aligned, and on no list.
-    #[inline(always)]
-    pub(crate) unsafe fn push(&mut self, node: *mut CacheNode, mark: CachedBit) {
-        // SAFETY: the caller gives a writable, unlisted node.
-        unsafe { node.write(CacheNode { next: self.head, mark }) };
-        self.head = node;
-        self.room -= 1;
+    /// The blocks held, the most recent last.
+    pub(crate) fn blocks(&self) -> &[NonNull<u8>] {
+        &self.slots[..self.len]
     }
 
-    /// Takes the first block, or returns null if there is none.
-    ///
-    /// # Safety
-    ///
-    /// Every node held must be valid for reads.
+    /// The most recent block, left held.
     #[inline(always)]
-    pub(crate) unsafe fn pop(&mut self) -> *mut CacheNode {
-        let node = self.head;
-        if !node.is_null() {
-            // SAFETY: `node` is held, so valid for reads.
-            self.head = unsafe { (*node).next };
-            self.room += 1;
+    pub(crate) fn last(&self) -> Option<NonNull<u8>> {
+        // (`len - 1 < CACHE_SLOTS`: the mask changes nothing.)
+        self.len.checked_sub(1).map(|top| self.slots[top & (CACHE_SLOTS - 1)])
+    }
+
+    /// Holds `block` if fewer than `limit` blocks are held; returns whether it did.
+    ///
+    /// `limit` must be at most [`CACHE_SLOTS`] (the heap's cache limit is).
+    #[inline(always)]
+    pub(crate) fn push(&mut self, block: NonNull<u8>, limit: usize) -> bool {
+        debug_assert!(limit <= CACHE_SLOTS, "cache limit {limit} above {CACHE_SLOTS}");
+        if self.len >= limit {
+            return false;
         }
-        node
+        // (`len < limit <= CACHE_SLOTS`: the mask changes nothing.)
+        self.slots[self.len & (CACHE_SLOTS - 1)] = block;
+        self.len += 1;
+        true
+    }
+
+    /// Takes the most recent block.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
+        let block = self.last()?;
+        self.len -= 1;
+        Some(block)
+    }
+}
+
+impl fmt::Debug for CacheList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.blocks()).finish()
     }
 }
 
@@ -241,5 +251,29 @@ mod tests {
             let expect: Vec<_> = p.iter().rev().copied().filter(|&q| q != p[victim]).collect();
             assert_eq!(&seen[..n], expect.as_slice());
         }
+    }
+
+    #[test]
+    fn a_cache_is_lifo_and_bounded() {
+        let mut mem = [0u8; 4];
+        let p: [NonNull<u8>; 4] = core::array::from_fn(|i| NonNull::from(&mut mem[i]));
+        let mut cache = CacheList::EMPTY;
+        assert_eq!(cache.pop(), None);
+        assert!(cache.push(p[0], 2) && cache.push(p[1], 2));
+        assert!(!cache.push(p[2], 2), "the limit is reached");
+        assert_eq!(cache.blocks(), [p[0], p[1]]);
+        // A higher limit takes more; a lower one keeps what is held.
+        assert!(cache.push(p[2], 3));
+        assert!(!cache.push(p[3], 1));
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.last(), Some(p[2]));
+        assert_eq!([cache.pop(), cache.pop(), cache.pop()], [Some(p[2]), Some(p[1]), Some(p[0])]);
+        assert_eq!(cache.pop(), None);
+        // Full to the most slots there are.
+        for _ in 0..CACHE_SLOTS {
+            assert!(cache.push(p[0], CACHE_SLOTS));
+        }
+        assert!(!cache.push(p[0], CACHE_SLOTS));
+        assert_eq!(cache.len(), CACHE_SLOTS);
     }
 }

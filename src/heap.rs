@@ -6,7 +6,7 @@ use core::ptr::{self, NonNull};
 
 use crate::bitmap::{Bitmap, Mark};
 use crate::error::{AllocError, FreeError, HeapError};
-use crate::free_list::{CacheList, CacheNode, FreeList};
+use crate::free_list::{CACHE_SLOTS, CacheList, FreeList};
 use crate::order::{self, Fit, MIN_SHIFT, Request, block_size};
 use crate::region::{Bounds, Region, RunFit};
 use crate::stats::Stats;
@@ -74,7 +74,7 @@ pub struct Heap<const ORDERS: usize = 32> {
     partial: usize,
     /// The regions, by address.
     regions: *mut Region,
-    /// Blocks each cache list may hold (at most `isize::MAX`); 0 turns the cache off.
+    /// Blocks each cache may take (at most [`CACHE_SLOTS`]); 0 turns the cache off.
     cache_limit: usize,
     /// Bit `k` is set when list `k` is not empty.
     avail: usize,
@@ -93,9 +93,10 @@ pub struct Heap<const ORDERS: usize = 32> {
 pub(crate) enum CacheFree {
     /// The block went to its order's cache.
     Cached,
-    /// The allocation is one whole block of the order, in the region, and the order's cache is
-    /// full: [`Heap::free_whole`] frees it.
-    Full(*mut Region, usize),
+    /// The allocation is one whole block of the order, and the order's cache is full:
+    /// [`Heap::free_full`] frees it. (Its region is found again there: carried here, it was a
+    /// register the cached path saved and restored, a 4 KiB pair 3% slower.)
+    Full(usize),
     /// Anything else, nothing changed: [`Heap::free_checked`] frees it or reports the misuse.
     Declined,
 }
@@ -188,8 +189,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         }
     }
 
-    /// The same heap with a cache of up to `blocks_per_order` freed blocks for each of the
-    /// fourteen smallest orders (up to 256 KiB blocks on 64-bit targets, 128 KiB on 32-bit ones).
+    /// The same heap with a cache of up to `blocks_per_order` freed blocks (at most 16; a larger
+    /// number means 16) for each of the fourteen smallest orders (up to 256 KiB blocks on 64-bit
+    /// targets, 128 KiB on 32-bit ones).
     ///
     /// A free of such a block then skips the buddy check and merge and keeps the block (marked
     /// cached, so a double free is still caught), and the next request of that order takes it back
@@ -200,18 +202,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// turns it on (16 blocks per order); a bare `Heap` has it off, so its placement is the plain
     /// buddy rules.
     pub const fn with_cache(mut self, blocks_per_order: usize) -> Self {
-        // A limit beyond `isize::MAX` blocks is no limit either way. Each cache's room moves by
-        // the change of the limit (below 0 if it holds more blocks than the new limit: they stay
-        // until taken).
-        let limit =
-            if blocks_per_order > isize::MAX as usize { isize::MAX } else { blocks_per_order as isize };
-        let more = limit - self.cache_limit as isize;
-        let mut order = 0;
-        while order < CACHE_ORDERS {
-            self.cache[order].room += more;
-            order += 1;
-        }
-        self.cache_limit = limit as usize;
+        // A cache that holds more blocks than a lowered limit keeps them until they are taken.
+        self.cache_limit = if blocks_per_order < CACHE_SLOTS { blocks_per_order } else { CACHE_SLOTS };
         self
     }
 
@@ -369,25 +361,33 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         if part && whole_only {
             return None;
         }
-        // SAFETY: `order < CACHE_ORDERS` (the test above); cached nodes are valid free blocks of
-        // live regions (heap invariant).
-        let node = unsafe { self.cache.get_unchecked_mut(order).pop() };
-        if node.is_null() {
+        // SAFETY: `order < CACHE_ORDERS` (the test above).
+        let cache = unsafe { self.cache.get_unchecked_mut(order) };
+        let block = cache.last()?;
+        // The block's unit, if it is in the first region, whose bounds the heap keeps beside its
+        // counters. (A block of another region is left to the slow path, so the quick one makes
+        // no call.)
+        let unit = self.first.unit_of(block.addr().get());
+        if unit.is_none() && whole_only {
             return None;
         }
+        cache.pop();
         if part {
             // SAFETY: the block was cached, so it is a whole free block of `order`, marked
             // cached, now ours.
-            return Some(unsafe { self.take_cached_part(node, order, size) });
+            return Some(unsafe { self.take_cached_part(block, order, size) });
         }
-        // SAFETY: a cached block is marked cached, and its node holds where; it becomes
-        // allocated.
-        unsafe { (*node).mark.uncache() };
+        // SAFETY: a cached block is a whole block of a live region, marked cached (heap
+        // invariant); it becomes allocated.
+        unsafe {
+            match unit {
+                Some(unit) => self.first.map.cached_bit(unit).uncache(),
+                None => self.uncache_elsewhere(block.addr().get()),
+            }
+        }
         // A cached block is counted as allocated already.
         self.requested_bytes += size;
-        // SAFETY: a block address is never 0 (regions never start at null); the node pointer has
-        // its region's provenance.
-        Some(unsafe { NonNull::new_unchecked(node.cast()) })
+        Some(block)
     }
 
     /// The rest of [`Heap::alloc`] when [`Heap::cache_alloc`] declines: a cached block kept in
@@ -515,9 +515,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: the caller's contract.
         match unsafe { self.cache_free(ptr.as_ptr().addr(), layout) } {
             CacheFree::Cached => Ok(()),
-            CacheFree::Full(region, order) => {
-                // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
-                unsafe { self.free_whole_slow(region, ptr.as_ptr().addr(), order, layout.size()) };
+            CacheFree::Full(order) => {
+                // SAFETY: `cache_free` found a live whole block of `order` at `ptr`.
+                unsafe { self.free_full_slow(ptr.as_ptr().addr(), order, layout.size()) };
                 Ok(())
             }
             // SAFETY: the caller's contract.
@@ -539,14 +539,16 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let Some((region, map, unit, order)) = self.live_whole(addr, layout, Self::MAX_CACHED_ORDER) else {
             return CacheFree::Declined;
         };
+        let limit = self.cache_limit;
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
-        if cache.room <= 0 {
-            return CacheFree::Full(region, order);
+        // SAFETY: the allocation is one whole block of the live `region`, ours again. A block
+        // address is never 0 (regions never start at null).
+        if !cache.push(unsafe { NonNull::new_unchecked((*region).ptr(addr)) }, limit) {
+            return CacheFree::Full(order);
         }
-        // SAFETY: the allocation is one whole block of the live `region`, ours again; its unit
-        // is marked allocated, and becomes marked cached.
-        unsafe { cache.push((*region).ptr(addr).cast(), map.cache(unit)) };
+        // SAFETY: the block's unit is marked allocated (`live_whole`), and becomes marked cached.
+        unsafe { map.cache(unit) };
         // (A cached block stays counted as allocated.)
         self.requested_bytes -= layout.size();
         CacheFree::Cached
@@ -554,9 +556,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 
     /// Frees the live allocation of one whole block of `order` at `addr` in `region`, of `size`
     /// bytes, merged, and counts it freed: a free whose order's cache is full or absent, checked
-    /// by [`Heap::cache_free`] ([`CacheFree::Full`]) or by [`Heap::check_live`] (the end of
-    /// [`Heap::free_held`]). Inline, for callers that are out of line themselves
-    /// ([`Heap::free_whole_slow`] is the out-of-line form).
+    /// by [`Heap::cache_free`] ([`CacheFree::Full`], through [`Heap::free_full`]) or by
+    /// [`Heap::check_live`] (the end of [`Heap::free_held`]). Inline, for callers that are out of
+    /// line themselves.
     ///
     /// # Safety
     ///
@@ -574,16 +576,30 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         unsafe { self.free_block(region, addr, order, DEFER_ANY, Some(Mark::Alloc)) };
     }
 
-    /// [`Heap::free_whole`] out of line, so that the cached path of [`Heap::try_dealloc`] stays
+    /// [`Heap::free_whole`] for what [`Heap::cache_free`] found ([`CacheFree::Full`]), with the
+    /// block's region found again (the first region's in one step).
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::free_whole`], `cache_free` having returned `CacheFree::Full(order)` for `addr`
+    /// and a layout of `size` bytes, with nothing changed since.
+    #[inline(always)]
+    pub(crate) unsafe fn free_full(&mut self, addr: usize, order: usize, size: usize) {
+        let region = self.region_of(addr);
+        // SAFETY: the caller's contract: a live region holds the block, so the walk found it.
+        unsafe { self.free_whole(region, addr, order, size) }
+    }
+
+    /// [`Heap::free_full`] out of line, so that the cached path of [`Heap::try_dealloc`] stays
     /// small.
     ///
     /// # Safety
     ///
-    /// As [`Heap::free_whole`].
+    /// As [`Heap::free_full`].
     #[inline(never)]
-    unsafe fn free_whole_slow(&mut self, region: *mut Region, addr: usize, order: usize, size: usize) {
+    unsafe fn free_full_slow(&mut self, addr: usize, order: usize, size: usize) {
         // SAFETY: the caller's contract.
-        unsafe { self.free_whole(region, addr, order, size) }
+        unsafe { self.free_full(addr, order, size) }
     }
 
     /// The region, its bitmap, the first unit and the order of the live allocation at `addr` if
@@ -740,12 +756,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// allocated, with no mark inside it.
     #[inline(always)]
     unsafe fn try_cache(&mut self, region: *mut Region, addr: usize, order: usize) -> bool {
-        let Some(cache) = self.cache.get_mut(order).filter(|c| c.room > 0) else { return false };
-        // SAFETY: the caller's contract; `region` is live.
-        unsafe {
-            let r = &*region;
-            cache.push(r.ptr(addr).cast(), r.map.cache(r.unit(addr)));
+        let limit = self.cache_limit;
+        // SAFETY: the caller's contract; `region` is live. A block address is never 0 (regions
+        // never start at null).
+        let (r, block) = unsafe { (&*region, NonNull::new_unchecked((*region).ptr(addr))) };
+        if !self.cache.get_mut(order).is_some_and(|cache| cache.push(block, limit)) {
+            return false;
         }
+        // SAFETY: the caller's contract: the block's unit, in the region, is marked allocated.
+        unsafe { r.map.cache(r.unit(addr)) };
         true
     }
 
@@ -976,17 +995,13 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     fn flush_cache(&mut self) -> bool {
         let mut any = false;
         for order in 0..CACHE_ORDERS {
-            loop {
-                // SAFETY: cached nodes are valid free blocks of live regions (heap invariant).
-                let node = unsafe { self.cache[order].pop() };
-                if node.is_null() {
-                    break;
-                }
+            while let Some(block) = self.cache[order].pop() {
                 any = true;
-                let addr = node.addr();
+                let addr = block.addr().get();
                 let region = self.region_of(addr);
-                // SAFETY: as above: the block is whole, of `order`, in `region`, on no list;
-                // `free_block` replaces its cached mark.
+                // SAFETY: a cached block is a whole block of `order` in a live region (so in
+                // `region`), marked cached, on no list (heap invariant); `free_block` replaces
+                // its cached mark.
                 unsafe { self.free_block(region, addr, order, usize::MAX, Some(Mark::Cached)) };
                 // It was counted as allocated while cached.
                 self.allocated_bytes -= block_size(order);
@@ -1101,7 +1116,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 
     /// Blocks held in cache `order` (below [`CACHE_ORDERS`]).
     fn cache_len(&self, order: usize) -> usize {
-        (self.cache_limit as isize - self.cache[order].room) as usize
+        self.cache[order].len()
     }
 
     /// The region whose units contain `addr`, or null.
@@ -1286,14 +1301,12 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     ///
     /// # Safety
     ///
-    /// The whole block of `order` at `node`, just taken from the cache, must be ours and still
+    /// The whole block of `order` at `block`, just taken from the cache, must be ours and still
     /// marked cached; `size` must need fewer than `2^order` units.
     #[inline(never)]
-    unsafe fn take_cached_part(&mut self, node: *mut CacheNode, order: usize, size: usize) -> NonNull<u8> {
+    unsafe fn take_cached_part(&mut self, block: NonNull<u8>, order: usize, size: usize) -> NonNull<u8> {
         let units = order::units_of(size);
-        // SAFETY: the caller's contract: the node is intact until the split writes the tail's.
-        let mark = unsafe { (*node).mark };
-        let addr = node.addr();
+        let addr = block.addr().get();
         let region = self.region_of(addr);
         // SAFETY: the caller's contract (a cached block lies in a live region, so `region` is
         // that region); `Exact` keeps only the units asked for.
@@ -1302,12 +1315,25 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
         self.partial += 1;
         self.requested_bytes += size;
-        // SAFETY: the block's first unit is still marked cached, and becomes allocated. A block
-        // address is never 0 (regions never start at null); the node pointer has its region's
-        // provenance.
+        // SAFETY: the block's first unit is still marked cached (the split marks only the
+        // tail's), and becomes allocated.
+        unsafe { self.uncache_elsewhere(addr) };
+        block
+    }
+
+    /// Turns the first unit of the cached block at `addr` from [`Mark::Cached`] to
+    /// [`Mark::Alloc`] (the block is taken), with its region found by a walk: the slow paths'
+    /// form of what [`Heap::cache_alloc`] does with the first region's bounds.
+    ///
+    /// # Safety
+    ///
+    /// `addr` must be the first unit of a block of a live region, marked cached.
+    #[inline(never)]
+    unsafe fn uncache_elsewhere(&self, addr: usize) {
+        // SAFETY: the caller's contract: a live region holds the block, so the walk finds it.
         unsafe {
-            mark.uncache();
-            NonNull::new_unchecked(node.cast())
+            let r = &*self.region_of(addr);
+            r.map.cached_bit(r.unit(addr)).uncache();
         }
     }
 
@@ -1605,12 +1631,12 @@ mod tests {
 
     #[test]
     fn size_matches_the_readme() {
-        // The README states `3 × ORDERS + 42` words, and 1216 bytes for a `LockedHeap<32>` on
+        // The README states `3 × ORDERS + 252` words, and 2880 bytes for a `LockedHeap<32>` on
         // 64-bit targets (the lock's cache line, then the heap and the arena's two words).
-        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 42) * size_of::<usize>());
-        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 42) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<32>>(), (3 * 32 + 252) * size_of::<usize>());
+        assert_eq!(size_of::<Heap<8>>(), (3 * 8 + 252) * size_of::<usize>());
         #[cfg(target_pointer_width = "64")]
-        assert_eq!(size_of::<crate::LockedHeap<32>>(), 1216);
+        assert_eq!(size_of::<crate::LockedHeap<32>>(), 2880);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::error::{AllocError, HeapError};
 use crate::heap::{CacheFree, Heap, misuse_abort, resized};
 use crate::lock::DefaultLock;
 use crate::order::Fit;
-use crate::region::Region;
 
 /// Cached freed blocks per small order in a `LockedHeap` (see [`Heap::with_cache`]).
 const CACHE_BLOCKS: usize = 16;
@@ -64,7 +63,7 @@ pub struct LockedHeap<const ORDERS: usize = 32, R: RawMutex = DefaultLock> {
 /// 3000 / 10 000 / 30 000 B (quick mode, median of 3 interleaved runs, ours / talc): hot fields
 /// on the lock's line 0.94 / 0.99 / 1.05 / 1.13 / 1.23x, on a line of their own 1.33 / 1.44 /
 /// 1.52 / 1.58 / 1.59x (the compiler's order, which left the first free lists on the lock's
-/// line, 1.10 / 1.22 / 1.25 / 1.36 / 1.43x). A `LockedHeap<32>` is 1216 bytes.
+/// line, 1.10 / 1.22 / 1.25 / 1.36 / 1.43x). A `LockedHeap<32>` is 2880 bytes.
 #[repr(C, align(64))]
 struct Inner<const ORDERS: usize> {
     heap: Heap<ORDERS>,
@@ -300,12 +299,10 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
         match unsafe { inner.heap.cache_free(ptr.addr(), layout) } {
             CacheFree::Cached => {}
-            // SAFETY: `cache_free` found a live whole block of `order` in `region` at `ptr`.
-            CacheFree::Full(region, order) => unsafe {
-                Self::free_full(inner, ptr.addr(), order, region, layout.size())
-            },
+            // SAFETY: `cache_free` found a live whole block of `order` at `ptr`.
+            CacheFree::Full(order) => unsafe { Self::free_full(inner, ptr.addr(), layout.size(), order) },
             // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-            CacheFree::Declined => unsafe { Self::dealloc_slow(inner, ptr, layout) },
+            CacheFree::Declined => unsafe { Self::dealloc_slow(inner, ptr, layout.size(), layout.align()) },
         }
     }
 
@@ -324,18 +321,12 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     ///
     /// # Safety
     ///
-    /// `cache_free` returned `CacheFree::Full(region, order)` for `addr` and a layout of `size`
-    /// bytes, with nothing changed since.
+    /// `cache_free` returned `CacheFree::Full(order)` for `addr` and a layout of `size` bytes,
+    /// with nothing changed since.
     #[inline(never)]
-    unsafe fn free_full(
-        mut inner: Guard<'_, ORDERS, R>,
-        addr: usize,
-        order: usize,
-        region: *mut Region,
-        size: usize,
-    ) {
-        // SAFETY: the caller's contract is `Heap::free_whole`'s.
-        unsafe { inner.heap.free_whole(region, addr, order, size) };
+    unsafe fn free_full(mut inner: Guard<'_, ORDERS, R>, addr: usize, size: usize, order: usize) {
+        // SAFETY: the caller's contract is `Heap::free_full`'s.
+        unsafe { inner.heap.free_full(addr, order, size) };
     }
 
     /// The rest of a free that [`Heap::cache_free`] declined (a larger or partial allocation, or
@@ -346,8 +337,10 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     ///
     /// As [`GlobalAlloc::dealloc`], or `ptr` null (nothing is done).
     #[inline(never)]
-    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: *mut u8, layout: Layout) {
+    unsafe fn dealloc_slow(mut inner: Guard<'_, ORDERS, R>, ptr: *mut u8, size: usize, align: usize) {
         let Some(ptr) = NonNull::new(ptr) else { return };
+        // SAFETY: the parts of the caller's layout.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
         let result = unsafe { inner.heap.free_checked(ptr, layout) };
         drop(inner);

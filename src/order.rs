@@ -17,7 +17,7 @@
 
 use core::alloc::Layout;
 
-use crate::free_list::{CacheNode, FreeNode};
+use crate::free_list::FreeNode;
 
 /// Bits in a machine word.
 pub(crate) const WORD_BITS: usize = usize::BITS as usize;
@@ -35,8 +35,6 @@ pub(crate) const ORDER_LIMIT: usize = (usize::BITS - 1 - MIN_SHIFT) as usize;
 static_assertions::const_assert!(MIN_BLOCK.is_power_of_two());
 static_assertions::const_assert!(MIN_BLOCK >= size_of::<FreeNode>());
 static_assertions::const_assert!(MIN_BLOCK >= align_of::<FreeNode>());
-static_assertions::const_assert!(MIN_BLOCK >= size_of::<CacheNode>());
-static_assertions::const_assert!(MIN_BLOCK >= align_of::<CacheNode>());
 static_assertions::const_assert!(MIN_BLOCK >= size_of::<usize>());
 
 /// The largest order (inclusive) of a heap with `orders` free lists: `orders - 1`, capped at the

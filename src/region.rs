@@ -53,6 +53,13 @@ impl Bounds {
     /// The bounds of no region: they hold no block.
     pub(crate) const NONE: Bounds = Bounds { lo: 0, usable: 0, map: Bitmap::NONE };
 
+    /// The unit at `addr`, if `addr` is in the units below the metadata.
+    #[inline(always)]
+    pub(crate) fn unit_of(&self, addr: usize) -> Option<usize> {
+        let off = addr.wrapping_sub(self.lo);
+        (off < self.usable).then_some(off >> MIN_SHIFT)
+    }
+
     /// The offsets from the first unit of the start and the end of `[addr, addr + size)`, if it
     /// lies in the units below the metadata. One subtraction, one addition and two branches:
     /// an `addr` below the region wraps to an offset whose addition carries or passes the bound.

@@ -65,8 +65,9 @@ fn a_double_free_of_a_cached_block_is_caught() {
 
 #[test]
 fn the_cache_never_makes_an_allocation_fail() {
-    // Fill the heap with the smallest blocks, free them all into a cache large enough to hold
-    // many, then ask for one block of half the heap: the cache is given back and merged first.
+    // Fill the heap with the smallest blocks and free them all, the first sixteen freed spread
+    // over the heap: they are cached, unmerged, and keep every larger block from forming. Then
+    // ask for one block of half the heap: the cache is given back and merged first.
     let mut heap = cached_heap(Fit::PowerOfTwo, usize::MAX);
     let l = layout(MIN, 8);
     let mut live = Vec::new();
@@ -74,13 +75,19 @@ fn the_cache_never_makes_an_allocation_fail() {
         live.push(p);
     }
     assert!(live.len() > 100);
-    for p in live {
-        // SAFETY: live with `l`.
+    live.sort();
+    let step = live.len() / 16;
+    let spread: Vec<_> = (0..16).map(|i| live[i * step]).collect();
+    for &p in spread.iter().chain(live.iter().filter(|p| !spread.contains(p))) {
+        // SAFETY: live with `l`, each freed once.
         unsafe { heap.dealloc(p, l) };
     }
     heap.check_invariants().unwrap();
+    // The sixteen cached (the limit is capped at 16), and their buddies, which cannot merge (and
+    // any odd piece the region's tiling left).
+    assert!(heap.stats().free_blocks[0] >= 32);
     let largest = heap.stats().largest_free_block;
-    assert!(largest <= MIN << 7, "everything is cached, unmerged: {largest}");
+    assert!(largest < ARENA / 8, "the cached blocks keep the larger blocks apart: {largest}");
     let half = layout(ARENA / 2, 8);
     let p = heap.alloc(half).expect("the cache is flushed before running out");
     heap.check_invariants().unwrap();

@@ -15,8 +15,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// - the list lengths match `nr_free`, the bitmask of non-empty orders, and the number of
     ///   free bits in the bitmaps;
     /// - no two free blocks overlap, and no free block overlaps an allocation;
-    /// - every cached block is whole, aligned and marked cached, its node names that mark, and
-    ///   each cache's count of blocks matches its list;
+    /// - every cached block is whole, aligned, marked cached, and held once;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
     /// - the bitmap's summary marks exactly the map words that have a mark, and the heap's copy
@@ -82,35 +81,18 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
             free_blocks += count;
         }
-        // Cached blocks: whole blocks of their order, marked cached.
+        // Cached blocks: whole blocks of their order, marked cached, each held once. (A
+        // cache may hold more than the limit: a lowered limit leaves the blocks held.)
         for (order, cache) in self.cache.iter().enumerate() {
-            // Room above the limit would count fewer than no blocks. (Below 0 it is allowed: a
-            // lowered limit leaves the blocks held.)
-            if cache.room > self.cache_limit as isize {
-                return fail("cache has more room than its limit", cache.head().cast());
-            }
-            let len = self.cache_len(order);
-            let mut at = cache.head();
-            let mut count = 0;
-            while !at.is_null() {
-                if count == len {
-                    return fail("cache list longer than its count (or cyclic)", at.cast());
-                }
-                let r = self.check_free_block(at.addr(), order, true)?;
-                // SAFETY: a node reached from a cache head; if the heap is intact it is valid.
-                let node = unsafe { &*at };
-                // SAFETY: the block is inside the region (checked above).
-                if node.mark != unsafe { r.map.cached_bit(r.unit(at.addr())) } {
-                    return fail("cached block's node names another mark", at.cast());
+            let blocks = cache.blocks();
+            for (i, &block) in blocks.iter().enumerate() {
+                self.check_free_block(block.addr().get(), order, true)?;
+                if blocks[..i].contains(&block) {
+                    return fail("block cached twice", block.as_ptr());
                 }
                 // (A cached block is counted in `allocated_bytes`.)
-                count += 1;
-                at = node.next;
             }
-            if count != len {
-                return fail("cache list shorter than its count", cache.head().cast());
-            }
-            free_blocks += count;
+            free_blocks += blocks.len();
         }
         // The copy of the first region's bounds that the quick free reads.
         // SAFETY: the region list holds live headers.
@@ -180,7 +162,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::free_list::CacheNode;
     use core::alloc::Layout;
 
     /// A heap over a fresh, leaked, page-aligned 64 KiB arena, with the cache on.
@@ -230,23 +211,30 @@ mod tests {
         // SAFETY: `p` is live with `l`.
         unsafe { h.dealloc(p, l) };
         assert_eq!(h.cache_len(1), 1, "the order-1 block is cached");
-        // SAFETY: the cached node at `p` is intact; clearing its mark is the corruption under
-        // test.
-        unsafe { (*h.cache[1].head()).mark.uncache() };
+        // SAFETY: the block at `p` is cached in the first region; clearing its mark is the
+        // corruption under test.
+        unsafe { h.first.map.cached_bit(h.first.unit_of(p.as_ptr().addr()).unwrap()).uncache() };
         assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free (or cached)");
 
-        // A cached node whose mark was overwritten (a use after free): the next allocation from
-        // the cache would clear some other unit's bit.
+        // A block held twice by its cache: two allocations would get it.
         let mut h = heap();
         let p = h.alloc(l).unwrap();
-        let q = h.alloc(l).unwrap();
-        // SAFETY: `p` and `q` are live with `l`.
-        unsafe { (h.dealloc(p, l), h.dealloc(q, l)) };
-        let (head, second) = (h.cache[1].head(), p.as_ptr().cast::<CacheNode>());
-        // SAFETY: both nodes are intact cached nodes; copying one's mark into the other is the
-        // corruption under test.
-        unsafe { (*head).mark = (*second).mark };
-        assert_eq!(h.check_invariants().unwrap_err().what, "cached block's node names another mark");
+        // SAFETY: `p` is live with `l`.
+        unsafe { h.dealloc(p, l) };
+        assert!(h.cache[1].push(p, 4));
+        assert_eq!(h.check_invariants().unwrap_err().what, "block cached twice");
+
+        // A write into a cached block (a use after free) corrupts nothing: the cache keeps its
+        // blocks' addresses in the heap.
+        let mut h = heap();
+        let p = h.alloc(l).unwrap();
+        // SAFETY: `p` is live with `l`; the writes after the free are the misuse under test.
+        unsafe {
+            h.dealloc(p, l);
+            p.as_ptr().write_bytes(0xA5, l.size());
+        }
+        h.check_invariants().unwrap();
+        assert_eq!(h.alloc(l), Ok(p));
 
         // A stale copy of the first region's bounds.
         let mut h = heap();
