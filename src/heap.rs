@@ -1315,14 +1315,17 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         self.allocated_bytes -= block_size(order) - (units << MIN_SHIFT);
         self.partial += 1;
         self.requested_bytes += size;
-        // SAFETY: the block's first unit is still marked cached (the split marks only the
-        // tail's), and becomes allocated.
-        unsafe { self.uncache_elsewhere(addr) };
+        // SAFETY: the block's first unit, in `region`, is still marked cached (the split marks
+        // only the tail's), and becomes allocated.
+        unsafe {
+            let r = &*region;
+            r.map.cached_bit(r.unit(addr)).uncache();
+        }
         block
     }
 
     /// Turns the first unit of the cached block at `addr` from [`Mark::Cached`] to
-    /// [`Mark::Alloc`] (the block is taken), with its region found by a walk: the slow paths'
+    /// [`Mark::Alloc`] (the block is taken), with its region found by a walk: the slow path's
     /// form of what [`Heap::cache_alloc`] does with the first region's bounds.
     ///
     /// # Safety
