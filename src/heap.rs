@@ -94,8 +94,8 @@ pub(crate) enum CacheFree {
     /// The block went to its order's cache.
     Cached,
     /// The allocation is one whole block of the order, and the order's cache is full:
-    /// [`Heap::free_full`] frees it. (Its region is found again there: carried here, it was a
-    /// register the cached path saved and restored, a 4 KiB pair 3% slower.)
+    /// [`Heap::free_full`] frees it. (Its region is found again there: carried here, it was one
+    /// more register that the cached path saved and restored.)
     Full(usize),
     /// Anything else, nothing changed: [`Heap::free_checked`] frees it or reports the misuse.
     Declined,

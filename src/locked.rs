@@ -307,13 +307,12 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     }
 
     // The two out-of-line ends of a free take scalars, each only what it needs: the calls are
-    // then the cached path's last instruction (a jump), and the cached path saves five registers
-    // instead of six (callgrind, a 4 KiB pair: 158 -> 152 instructions; a free-scaling round of
-    // 5000: 613 -> 596 per alloc + free). `free_full` takes the size last (in `r8` on x86-64),
-    // and the compiler keeps the size there across the checks; with the size third, it kept it in
-    // `rcx`, where the layout arrives and where x86 wants every variable shift count, and moved
-    // it out and back around each of the checks' three shifts (a 4 KiB pair: 147 -> 143
-    // instructions).
+    // then the cached path's last instruction (a jump), and the cached path saves few registers
+    // (callgrind, a 4 KiB pair, with the cache's list: 158 -> 152 instructions). Both take the
+    // size third (in `rdx` on x86-64), and the compiler keeps it there across the checks. With
+    // the size fourth, in `rcx`, where x86 wants every variable shift count (as `dealloc_slow`'s
+    // layout put it), the compiler moved it out and back around each of the checks' shifts
+    // (a 4 KiB pair: 138 -> 134 instructions, the saved registers unchanged at two).
 
     /// The rest of a free whose order's cache is full, under the lock `inner` holds, given what
     /// [`Heap::cache_free`] found ([`CacheFree::Full`]): the block is freed and merged without
