@@ -55,31 +55,6 @@ pub(crate) struct Bitmap {
     summary: *mut usize,
 }
 
-/// The bit that tells a cached block's first unit ([`Mark::Cached`]) from an allocated one
-/// ([`Mark::Alloc`]), and the map word that holds it ([`Bitmap::cached_bit`]): the allocation
-/// that takes a cached block clears its mark with one `xor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CachedBit {
-    word: *mut usize,
-    bit: usize,
-}
-
-impl CachedBit {
-    /// Turns the unit from [`Mark::Cached`] to [`Mark::Alloc`]: a cached block is allocated.
-    /// The word keeps a mark, so the summary needs no update (the fast path of an allocation).
-    ///
-    /// # Safety
-    ///
-    /// The bit must be one [`Bitmap::cache`] returned, of a map still in use, and its unit must
-    /// still carry [`Mark::Cached`].
-    #[inline(always)]
-    pub(crate) unsafe fn uncache(self) {
-        // SAFETY: the caller's contract: `word` is one of a live map's words, and the bit is
-        // set, so the `xor` clears it.
-        unsafe { *self.word ^= self.bit };
-    }
-}
-
 impl Bitmap {
     /// The map of no region: its methods must not be called.
     pub(crate) const NONE: Bitmap = Bitmap { words: core::ptr::null_mut(), summary: core::ptr::null_mut() };
@@ -260,7 +235,7 @@ impl Bitmap {
 
     /// Turns unit `unit` from [`Mark::Alloc`] to [`Mark::Cached`]: a whole allocation goes to a
     /// cache. The word keeps a mark, so the summary needs no update (the fast path of a free).
-    /// [`CachedBit::uncache`] turns it back.
+    /// [`Bitmap::uncache`] turns it back.
     ///
     /// # Safety
     ///
@@ -273,16 +248,20 @@ impl Bitmap {
         unsafe { *word |= (Mark::Free as usize) << shift };
     }
 
-    /// Where unit `unit`'s cached bit is (set or not).
+    /// Turns unit `unit` from [`Mark::Cached`] to [`Mark::Alloc`] with one `xor`: a cached
+    /// block is allocated. The word keeps a mark, so the summary needs no update (the fast path
+    /// of an allocation).
     ///
     /// # Safety
     ///
-    /// `unit` must be below the number of units the map was made for.
+    /// `unit` must be below the number of units the map was made for, and carry [`Mark::Cached`].
     #[inline(always)]
-    pub(crate) unsafe fn cached_bit(self, unit: usize) -> CachedBit {
+    pub(crate) unsafe fn uncache(self, unit: usize) {
         // SAFETY: the caller keeps `unit` in range.
         let (word, shift) = unsafe { self.word(unit) };
-        CachedBit { word, bit: (Mark::Free as usize) << shift }
+        // SAFETY: `word` is one of the map's words; the unit's free bit is set, so the `xor`
+        // clears it.
+        unsafe { *word ^= (Mark::Free as usize) << shift };
     }
 
     /// Turns unit `unit` from [`Mark::Free`] to [`Mark::Alloc`], or back, in one step.
@@ -493,7 +472,7 @@ mod tests {
                 assert!(!map.any(unit, unit));
                 map.cache(unit);
                 assert_eq!(map.bits(unit), Mark::Cached as usize);
-                map.cached_bit(unit).uncache();
+                map.uncache(unit);
                 assert_eq!(map.bits(unit), Mark::Alloc as usize);
                 map.flip(unit);
                 assert!(map.has(unit, Mark::Free) && !map.has(unit, Mark::Alloc));

@@ -381,8 +381,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // invariant); it becomes allocated.
         unsafe {
             match unit {
-                Some(unit) => self.first.map.cached_bit(unit).uncache(),
-                None => self.uncache_elsewhere(block.addr().get()),
+                Some(unit) => self.first.map.uncache(unit),
+                // (Another region's block: found by a walk, off the quick path.)
+                None => (*self.region_of(block.addr().get())).uncache(block.addr().get()),
             }
         }
         // A cached block is counted as allocated already.
@@ -1317,27 +1318,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         self.requested_bytes += size;
         // SAFETY: the block's first unit, in `region`, is still marked cached (the split marks
         // only the tail's), and becomes allocated.
-        unsafe {
-            let r = &*region;
-            r.map.cached_bit(r.unit(addr)).uncache();
-        }
+        unsafe { (*region).uncache(addr) };
         block
-    }
-
-    /// Turns the first unit of the cached block at `addr` from [`Mark::Cached`] to
-    /// [`Mark::Alloc`] (the block is taken), with its region found by a walk: the slow path's
-    /// form of what [`Heap::cache_alloc`] does with the first region's bounds.
-    ///
-    /// # Safety
-    ///
-    /// `addr` must be the first unit of a block of a live region, marked cached.
-    #[inline(never)]
-    unsafe fn uncache_elsewhere(&self, addr: usize) {
-        // SAFETY: the caller's contract: a live region holds the block, so the walk finds it.
-        unsafe {
-            let r = &*self.region_of(addr);
-            r.map.cached_bit(r.unit(addr)).uncache();
-        }
     }
 
     /// Frees the block at `addr` of order `order`, merging it with its buddy while the buddy is

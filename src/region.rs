@@ -53,7 +53,8 @@ impl Bounds {
     /// The bounds of no region: they hold no block.
     pub(crate) const NONE: Bounds = Bounds { lo: 0, usable: 0, map: Bitmap::NONE };
 
-    /// The unit at `addr`, if `addr` is in the units below the metadata.
+    /// The unit at `addr`, if `addr` is in the units below the metadata: [`Bounds::below_meta`]
+    /// for a single address, with one comparison (the quick allocation's form).
     #[inline(always)]
     pub(crate) fn unit_of(&self, addr: usize) -> Option<usize> {
         let off = addr.wrapping_sub(self.lo);
@@ -191,6 +192,18 @@ impl Region {
     pub(crate) fn unit(&self, addr: usize) -> usize {
         debug_assert!(self.contains(addr), "{addr:#x} is outside the region at {:#x}", self.lo);
         (addr - self.lo) >> MIN_SHIFT
+    }
+
+    /// Turns the first unit of the cached block at `addr` from [`Mark::Cached`] to
+    /// [`Mark::Alloc`]: the block is taken.
+    ///
+    /// # Safety
+    ///
+    /// `addr` must start a block of this region whose first unit is marked cached.
+    #[inline(always)]
+    pub(crate) unsafe fn uncache(&self, addr: usize) {
+        // SAFETY: the caller's contract: the unit is in the map and marked cached.
+        unsafe { self.map.uncache(self.unit(addr)) }
     }
 
     /// A pointer to `addr`, with the region's provenance.

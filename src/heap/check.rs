@@ -211,9 +211,10 @@ mod tests {
         // SAFETY: `p` is live with `l`.
         unsafe { h.dealloc(p, l) };
         assert_eq!(h.cache_len(1), 1, "the order-1 block is cached");
+        let unit = h.first.unit_of(p.as_ptr().addr()).unwrap();
         // SAFETY: the block at `p` is cached in the first region; clearing its mark is the
         // corruption under test.
-        unsafe { h.first.map.cached_bit(h.first.unit_of(p.as_ptr().addr()).unwrap()).uncache() };
+        unsafe { h.first.map.uncache(unit) };
         assert_eq!(h.check_invariants().unwrap_err().what, "free block not marked free (or cached)");
 
         // A block held twice by its cache: two allocations would get it.
