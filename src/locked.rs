@@ -23,7 +23,7 @@ const COPY_UNDER_LOCK: usize = 4096;
 
 /// A [`Heap`] behind a lock `R`, for use as `#[global_allocator]`.
 ///
-/// Its heap caches up to 16 freed blocks of each of the fourteen smallest orders
+/// Its heap caches up to 16 freed blocks of each of the fourteen smallest orders, and a hot one
 /// ([`Heap::with_cache`]), which makes small alloc/free pairs cheap; [`Heap::coalesce`] (through
 /// [`LockedHeap::lock`]) gives them back.
 ///
@@ -297,7 +297,7 @@ impl<const ORDERS: usize, R: RawMutex> LockedHeap<ORDERS, R> {
     #[inline(always)]
     unsafe fn free_locked(mut inner: Guard<'_, ORDERS, R>, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract is `Heap::try_dealloc`'s.
-        match unsafe { inner.heap.cache_free(ptr.addr(), layout) } {
+        match unsafe { inner.heap.cache_free(ptr, layout) } {
             CacheFree::Cached => {}
             // SAFETY: `cache_free` found a live whole block of `order` at `ptr`.
             CacheFree::Full(order) => unsafe { Self::free_full(inner, ptr.addr(), layout.size(), order) },

@@ -63,6 +63,138 @@ fn a_double_free_of_a_cached_block_is_caught() {
     heap.check_invariants().unwrap();
 }
 
+/// Frees `p` (live with `l`), takes it back from the cache, and frees it again: the cache served
+/// it last and is empty, so it holds it as its hot block, without a cached mark.
+fn make_hot(heap: &mut Heap, p: NonNull<u8>, l: Layout) {
+    // SAFETY: `p` is live with `l`, and again after the allocation.
+    unsafe { heap.dealloc(p, l) };
+    assert_eq!(heap.alloc(l), Ok(p), "the cache serves it back");
+    // SAFETY: as above.
+    unsafe { heap.dealloc(p, l) };
+}
+
+#[test]
+fn every_second_use_of_a_cached_block_is_caught_hot_or_marked() {
+    // The hot block keeps its allocation mark and is told by its address; the others are marked
+    // cached. Both must refuse a second free and a realloc.
+    for fit in [Fit::PowerOfTwo, Fit::Adaptive] {
+        let mut heap = cached_heap(fit, 8);
+        let l = layout(4 * MIN, 8);
+        let (hot, marked) = (heap.alloc(l).unwrap(), heap.alloc(l).unwrap());
+        make_hot(&mut heap, hot, l);
+        // SAFETY: live with `l`; every later use of it is the misuse under test.
+        unsafe { heap.dealloc(marked, l) };
+        heap.check_invariants().unwrap();
+        let before = heap.stats();
+        for p in [hot, marked] {
+            // SAFETY: misuse the heap detects before it changes anything.
+            unsafe {
+                assert_eq!(heap.try_dealloc(p, l), Err(FreeError::DoubleFree { ptr: p.as_ptr() }));
+                // A smaller layout fails too.
+                assert!(heap.try_dealloc(p, layout(MIN, 8)).is_err(), "{fit:?}");
+            }
+            for new_size in [MIN, 4 * MIN, 64 * MIN] {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: as above.
+                    unsafe { heap.realloc(p, l, new_size) }
+                }));
+                let message = result.expect_err("a realloc after free must panic");
+                let message = message.downcast_ref::<String>().map_or("", String::as_str);
+                assert!(message.contains("double free"), "{fit:?}: {message}");
+            }
+            assert_eq!(heap.stats(), before, "{fit:?}");
+            heap.check_invariants().unwrap();
+        }
+        // A larger layout (of a size the block's address is aligned to) is caught by the full
+        // check, which debug builds run on every free; in release builds the quick path takes
+        // the hot block's second free for a free of a larger block (see `Heap::try_dealloc`).
+        if cfg!(debug_assertions) && hot.as_ptr().addr() % (8 * MIN) == 0 {
+            // SAFETY: as above.
+            let err = unsafe { heap.try_dealloc(hot, layout(8 * MIN, 8)) };
+            assert_eq!(err, Err(FreeError::DoubleFree { ptr: hot.as_ptr() }));
+        }
+        // Both come back, the most recent first, and free normally again.
+        assert_eq!((heap.alloc(l), heap.alloc(l)), (Ok(marked), Ok(hot)));
+        // SAFETY: live again with `l`.
+        unsafe { (heap.dealloc(hot, l), heap.dealloc(marked, l)) };
+        heap.check_invariants().unwrap();
+    }
+}
+
+#[test]
+fn the_block_a_cache_served_last_is_checked_again_once_it_changes() {
+    // The quick free of the block a cache served last trusts the cache's hint; every change to
+    // that block must drop the hint, so that the misuse below is still caught.
+    let l = layout(4 * MIN, 8);
+
+    // Grown in place: a free with the old, smaller layout is a wrong layout.
+    for fit in [Fit::PowerOfTwo, Fit::Adaptive, Fit::Exact] {
+        let mut heap = cached_heap(fit, 8);
+        // A block of `l` with free memory after it: the first half of a larger one.
+        let p = heap.alloc(layout(8 * MIN, 8)).unwrap();
+        // SAFETY: live with 8 minimum blocks, then with `l`.
+        unsafe {
+            heap.resize_in_place(p, layout(8 * MIN, 8), l.size()).unwrap();
+            heap.dealloc(p, l);
+        }
+        assert_eq!(heap.alloc(l), Ok(p));
+        // SAFETY: live with `l`, and the memory after it is free.
+        unsafe { heap.resize_in_place(p, l, 8 * MIN) }.unwrap();
+        heap.check_invariants().unwrap();
+        // SAFETY: the misuse under test: `p` is live with a layout of `8 * MIN` bytes.
+        let err = unsafe { heap.try_dealloc(p, l) };
+        assert!(matches!(err, Err(FreeError::WrongLayout { .. })), "{fit:?}: {err:?}");
+        // SAFETY: the right layout.
+        unsafe { heap.try_dealloc(p, layout(8 * MIN, 8)) }.unwrap();
+        heap.check_invariants().unwrap();
+    }
+
+    // Freed to the free lists (its cache full), then freed again.
+    let mut heap = cached_heap(Fit::PowerOfTwo, 1);
+    let (p, q) = (heap.alloc(l).unwrap(), heap.alloc(l).unwrap());
+    // SAFETY: live with `l`.
+    unsafe { heap.dealloc(p, l) };
+    assert_eq!(heap.alloc(l), Ok(p));
+    // SAFETY: live with `l`: `q` fills the cache, so `p` goes to the free lists.
+    unsafe { (heap.dealloc(q, l), heap.dealloc(p, l)) };
+    heap.check_invariants().unwrap();
+    assert_eq!(heap.alloc(l), Ok(q), "the cache held `q`");
+    // SAFETY: the misuse under test (the cache is empty again, and served `q` last).
+    let err = unsafe { heap.try_dealloc(p, l) }.unwrap_err();
+    assert!(matches!(err, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{err:?}");
+    // SAFETY: live with `l`.
+    unsafe { heap.dealloc(q, l) };
+
+    // Held hot, then given back by `coalesce`, then freed again.
+    let mut heap = cached_heap(Fit::PowerOfTwo, 8);
+    let p = heap.alloc(l).unwrap();
+    make_hot(&mut heap, p, l);
+    assert!(heap.coalesce());
+    heap.check_invariants().unwrap();
+    // SAFETY: the misuse under test.
+    let err = unsafe { heap.try_dealloc(p, l) }.unwrap_err();
+    assert!(matches!(err, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{err:?}");
+
+    // Taken back in part (an exact allocation of fewer units), then freed as a whole block.
+    let mut heap = cached_heap(Fit::Exact, 8);
+    let whole = heap.alloc(l).unwrap();
+    make_hot(&mut heap, whole, l);
+    let part = layout(3 * MIN, 8);
+    assert_eq!(heap.alloc(part), Ok(whole), "the hot block serves the part");
+    // (The checker finds a hint that names an allocation that is not whole.)
+    heap.check_invariants().unwrap();
+    // A layout larger than the allocation is caught by debug builds only (see
+    // `Heap::try_dealloc`), but never by way of the hint.
+    if cfg!(debug_assertions) {
+        // SAFETY: the misuse under test: the allocation is three units.
+        let err = unsafe { heap.try_dealloc(whole, l) }.unwrap_err();
+        assert!(matches!(err, FreeError::WrongLayout { .. }), "{err:?}");
+    }
+    // SAFETY: the right layout.
+    unsafe { heap.try_dealloc(whole, part) }.unwrap();
+    heap.check_invariants().unwrap();
+}
+
 #[test]
 fn the_cache_never_makes_an_allocation_fail() {
     // Fill the heap with the smallest blocks and free them all, the first sixteen freed spread

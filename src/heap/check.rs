@@ -15,7 +15,9 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// - the list lengths match `nr_free`, the bitmask of non-empty orders, and the number of
     ///   free bits in the bitmaps;
     /// - no two free blocks overlap, and no free block overlaps an allocation;
-    /// - every cached block is whole, aligned, marked cached, and held once;
+    /// - every cached block is whole, aligned, marked cached (a hot block: allocated), and held
+    ///   once; a cache's hint names one of its blocks or a live allocation of one whole block of
+    ///   its order;
     /// - no free buddy pair of the same order is left unmerged, except one deferred pair per
     ///   order (see [`Heap::coalesce`]);
     /// - the bitmap's summary marks exactly the map words that have a mark, and the heap's copy
@@ -52,7 +54,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
                 // (A corrupted list can point anywhere: this checker is for heaps that are at
                 // most corrupted in ways it can still walk.)
                 let node = unsafe { &*at };
-                let r = self.check_free_block(at.addr(), order, false)?;
+                let r = self.check_free_block(at.addr(), order, Mark::Free)?;
                 if !core::ptr::eq(node.region, r) {
                     return fail("free block outside its region", at.cast());
                 }
@@ -81,18 +83,29 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             }
             free_blocks += count;
         }
-        // Cached blocks: whole blocks of their order, marked cached, each held once. (A
-        // cache may hold more than the limit: a lowered limit leaves the blocks held.)
+        // Cached blocks: whole blocks of their order, marked cached (the hot one allocated),
+        // each held once. (A cache may hold more than the limit: a lowered limit leaves the
+        // blocks held.) A hint names a cached block or a live, whole allocation of its order.
         for (order, cache) in self.cache.iter().enumerate() {
-            let blocks = cache.blocks();
-            for (i, &block) in blocks.iter().enumerate() {
-                self.check_free_block(block.addr().get(), order, true)?;
-                if blocks[..i].contains(&block) {
-                    return fail("block cached twice", block.as_ptr());
+            for (i, (block, marked)) in cache.blocks().enumerate() {
+                if cache.blocks().take(i).any(|(other, _)| other == block) {
+                    return fail("block cached twice", block);
                 }
-                // (A cached block is counted in `allocated_bytes`.)
+                let mark = if marked { Mark::Cached } else { Mark::Alloc };
+                self.check_free_block(block.addr(), order, mark)?;
+                // (A cached block is counted in `allocated_bytes`; only the marked ones have a
+                // free bit.)
+                free_blocks += usize::from(marked);
             }
-            free_blocks += blocks.len();
+            if let Some(hint) = cache.hint() {
+                let held = cache.blocks().any(|(block, _)| block.addr() == hint);
+                if !held && !self.is_live_whole(hint, order) {
+                    return fail(
+                        "a cache's hint names no live block of its order",
+                        core::ptr::without_provenance(hint),
+                    );
+                }
+            }
         }
         // The copy of the first region's bounds that the quick free reads.
         // SAFETY: the region list holds live headers.
@@ -133,7 +146,15 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     /// Checks one listed (`cached` false) or cached block of `order` at `addr`: in a region,
     /// naturally aligned, below the metadata, marked free (or cached), with nothing else
     /// starting inside it. Returns its region. (The callers check the node.)
-    fn check_free_block(&self, addr: usize, order: usize, cached: bool) -> Result<&Region, Corruption> {
+    /// Whether a live allocation of one whole block of `order` starts at `addr`.
+    fn is_live_whole(&self, addr: usize, order: usize) -> bool {
+        let Ok(r) = self.check_free_block(addr, order, Mark::Alloc) else { return false };
+        let end = r.unit(addr) + (block_size(order) >> MIN_SHIFT);
+        // SAFETY: the block is inside the region, below its metadata, so `end` is a unit of it.
+        unsafe { r.map.bits(end) != 0 }
+    }
+
+    fn check_free_block(&self, addr: usize, order: usize, mark: Mark) -> Result<&Region, Corruption> {
         let fail = |what| Err(Corruption { what, at: core::ptr::without_provenance(addr) });
         let region = self.region_of(addr);
         if region.is_null() {
@@ -146,7 +167,6 @@ impl<const ORDERS: usize> Heap<ORDERS> {
             return fail("free block misaligned or past its region");
         }
         let unit = r.unit(addr);
-        let mark = if cached { Mark::Cached } else { Mark::Free };
         // SAFETY: the block is inside the region.
         if unsafe { r.map.bits(unit) } != mark as usize {
             return fail("free block not marked free (or cached)");
@@ -207,10 +227,11 @@ mod tests {
 
         // A cached block whose free mark was lost.
         let mut h = heap();
-        let p = h.alloc(l).unwrap();
-        // SAFETY: `p` is live with `l`.
-        unsafe { h.dealloc(p, l) };
-        assert_eq!(h.cache_len(1), 1, "the order-1 block is cached");
+        let (q, p) = (h.alloc(l).unwrap(), h.alloc(l).unwrap());
+        // SAFETY: `q` and `p` are live with `l`.
+        unsafe { (h.dealloc(q, l), h.dealloc(p, l)) };
+        assert_eq!(h.cache_len(1), 2, "the order-1 blocks are cached");
+        h.check_invariants().unwrap();
         let unit = h.first.unit_of(p.as_ptr().addr()).unwrap();
         // SAFETY: the block at `p` is cached in the first region; clearing its mark is the
         // corruption under test.
@@ -224,6 +245,21 @@ mod tests {
         unsafe { h.dealloc(p, l) };
         assert!(h.cache[1].push(p, 4));
         assert_eq!(h.check_invariants().unwrap_err().what, "block cached twice");
+
+        // A hint that names a block on a free list: its next free would skip the checks.
+        let mut h = heap();
+        let (p, q) = (h.alloc(l).unwrap(), h.alloc(l).unwrap());
+        // SAFETY: `p` and `q` are live with `l`.
+        unsafe { h.dealloc(p, l) };
+        assert_eq!(h.alloc(l), Ok(p), "served by the cache");
+        h.check_invariants().unwrap();
+        // SAFETY: as above.
+        unsafe { (h.dealloc(p, l), h.dealloc(q, l)) };
+        h.check_invariants().unwrap();
+        h.coalesce();
+        h.check_invariants().unwrap();
+        h.cache[1].set_hint(p.as_ptr().addr());
+        assert_eq!(h.check_invariants().unwrap_err().what, "a cache's hint names no live block of its order");
 
         // A write into a cached block (a use after free) corrupts nothing: the cache keeps its
         // blocks' addresses in the heap.
