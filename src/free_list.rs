@@ -168,7 +168,7 @@ impl CacheList {
 
     /// Whether the block at `addr` is the hot block. (No block is at address 0.)
     #[inline(always)]
-    pub(crate) fn holds_unmarked(&self, addr: usize) -> bool {
+    pub(crate) fn is_hot(&self, addr: usize) -> bool {
         self.hot.addr() == addr
     }
 
@@ -207,8 +207,8 @@ impl CacheList {
         self.hint = addr;
     }
 
-    /// Drops the hint if it names `addr`: the allocation is leaving the cache's order (freed to
-    /// the free lists, or resized).
+    /// Drops the hint if it names `addr`: the allocation there may no longer be live and whole
+    /// (freed to the free lists, resized, or kept in part).
     #[inline(always)]
     pub(crate) fn forget(&mut self, addr: usize) {
         if self.hint == addr {
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(cache.pop(), Some((p[2], true)));
         // Then it is.
         assert!(cache.hold_hot(p[0].as_ptr(), 4));
-        assert!(cache.holds_unmarked(addr(0)) && !cache.holds_unmarked(addr(1)));
+        assert!(cache.is_hot(addr(0)) && !cache.is_hot(addr(1)));
         assert!(!cache.hold_hot(p[0].as_ptr(), 4), "a hot block is held once");
         // Marked blocks go above it, and are taken first.
         assert!(cache.push(p[1], 4));

@@ -585,7 +585,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // SAFETY: `order < CACHE_ORDERS` (the limit passed).
         let cache = unsafe { self.cache.get_unchecked_mut(order) };
         // The hot block keeps its allocation mark: a second free of it is told by its address.
-        if cache.holds_unmarked(addr) {
+        if cache.is_hot(addr) {
             return CacheFree::Declined;
         }
         // SAFETY: the allocation is one whole block of the live `region`, ours again. A block
@@ -725,9 +725,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         let addr = ptr.as_ptr().addr();
         match self.live_whole(addr, layout, Self::MAX_ORDER) {
             // (The hot block of its order's cache keeps its allocation mark.)
-            Some((region, _, _, order))
-                if self.cache.get(order).is_none_or(|cache| !cache.holds_unmarked(addr)) =>
-            {
+            Some((region, _, _, order)) if self.cache.get(order).is_none_or(|cache| !cache.is_hot(addr)) => {
                 Ok((region, Request { order, units: 1 << order }))
             }
             _ => self.check_live_slow(ptr, layout),
@@ -1219,7 +1217,7 @@ impl<const ORDERS: usize> Heap<ORDERS> {
         // A cache's hot block keeps its allocation mark (see `CacheList`). The orders up to the
         // layout's: a layout smaller than the block's fails the checks below.
         let orders = request.order.min(Self::MAX_CACHED_ORDER);
-        if self.cache[..=orders].iter().any(|cache| cache.holds_unmarked(addr)) {
+        if self.cache[..=orders].iter().any(|cache| cache.is_hot(addr)) {
             return Err(FreeError::DoubleFree { ptr: p });
         }
         // The allocation ends where the next block or allocation starts (or at the metadata),
@@ -1252,8 +1250,8 @@ impl<const ORDERS: usize> Heap<ORDERS> {
     }
 
     /// Drops the hint of `order`'s cache if it names `addr` (see [`CacheList::hold_hot`]): the
-    /// allocation there is leaving the free lists' reach of the quick free (freed to the lists,
-    /// resized, or kept in part).
+    /// allocation there may no longer be live and whole (freed to the free lists, resized, or
+    /// kept in part).
     #[inline(always)]
     fn forget_hint(&mut self, order: usize, addr: usize) {
         if let Some(cache) = self.cache.get_mut(order) {
